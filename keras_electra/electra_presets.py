@@ -1,0 +1,169 @@
+"""Built-in ELECTRA architectures and the preset resolution shared by all
+keras_electra model classes.
+
+Built-in presets are configurations only (random initialisation); the sizes
+are those of the ELECTRA paper (Clark et al., 2020, Table 6).
+"""
+
+import os
+
+import keras_hub
+from keras_hub.src.utils import preset_utils
+
+PRESETS = {
+    "electra_tiny": {
+        "description": "A 2-layer, 32-wide ELECTRA for tests and demos.",
+        "backbone": {
+            "vocab_size": 30522,
+            "num_layers": 2,
+            "num_heads": 2,
+            "hidden_dim": 32,
+            "embedding_dim": 16,
+            "intermediate_dim": 64,
+            "max_sequence_length": 128,
+        },
+        "pretrainer": {"generator_size": 0.5, "mask_rate": 0.15},
+    },
+    "electra_small": {
+        "description": "ELECTRA-Small: 12 layers, 256 hidden, 4 heads.",
+        "backbone": {
+            "vocab_size": 30522,
+            "num_layers": 12,
+            "num_heads": 4,
+            "hidden_dim": 256,
+            "embedding_dim": 128,
+            "intermediate_dim": 1024,
+            "max_sequence_length": 512,
+        },
+        "pretrainer": {"generator_size": 0.25, "mask_rate": 0.15},
+    },
+    "electra_base": {
+        "description": "ELECTRA-Base: 12 layers, 768 hidden, 12 heads.",
+        "backbone": {
+            "vocab_size": 30522,
+            "num_layers": 12,
+            "num_heads": 12,
+            "hidden_dim": 768,
+            "embedding_dim": 768,
+            "intermediate_dim": 3072,
+            "max_sequence_length": 512,
+        },
+        "pretrainer": {"generator_size": 1 / 3, "mask_rate": 0.15},
+    },
+    "electra_large": {
+        "description": "ELECTRA-Large: 24 layers, 1024 hidden, 16 heads.",
+        "backbone": {
+            "vocab_size": 30522,
+            "num_layers": 24,
+            "num_heads": 16,
+            "hidden_dim": 1024,
+            "embedding_dim": 1024,
+            "intermediate_dim": 4096,
+            "max_sequence_length": 512,
+        },
+        "pretrainer": {"generator_size": 0.25, "mask_rate": 0.25},
+    },
+}
+
+
+def check_preset(preset):
+    """Raise a `ValueError` naming the choices if `preset` cannot exist."""
+    if not isinstance(preset, (str, os.PathLike)):
+        raise ValueError(f"`preset` must be a string or path, got {preset!r}.")
+    preset = str(preset)
+    if (
+        preset in PRESETS
+        or preset in keras_hub.models.ElectraBackbone.presets
+        or "://" in preset
+    ):
+        return
+    if not os.path.isdir(preset):
+        raise ValueError(
+            f"Preset '{preset}' is neither a known preset nor an existing "
+            f"directory. Built-in presets: {sorted(PRESETS)}; keras-hub "
+            f"ELECTRA presets: "
+            f"{sorted(keras_hub.models.ElectraBackbone.presets)}; or pass a "
+            "local preset directory or a 'kaggle://' / 'hf://' handle."
+        )
+    if not os.path.exists(os.path.join(preset, preset_utils.CONFIG_FILE)):
+        raise ValueError(
+            f"Preset directory '{preset}' has no "
+            f"{preset_utils.CONFIG_FILE}; it is not a saved preset."
+        )
+
+
+def split_backbone_kwargs(backbone_cls, kwargs):
+    """Split `kwargs` into backbone config overrides and the rest."""
+    import inspect
+
+    names = set(inspect.signature(backbone_cls.__init__).parameters) - {
+        "self",
+        "kwargs",
+        "embedding_owner",
+    }
+    backbone_kwargs = {k: v for k, v in kwargs.items() if k in names}
+    rest = {k: v for k, v in kwargs.items() if k not in names}
+    return backbone_kwargs, rest
+
+
+def load_backbone(cls, preset, load_weights, overrides):
+    """`cls.from_preset(preset, load_weights, **overrides)` for a backbone."""
+    check_preset(preset)
+    if preset in PRESETS:
+        return cls(**{**PRESETS[preset]["backbone"], **overrides})
+    loader = preset_utils.get_preset_loader(preset)
+    saved_cls = loader.check_backbone_class()
+    if not issubclass(saved_cls, keras_hub.models.ElectraBackbone):
+        raise ValueError(
+            f"Preset '{preset}' holds a `{saved_cls.__name__}`, not an "
+            "ELECTRA backbone."
+        )
+    config = dict(loader.config["config"])
+    # Saved float weights are cast to the current policy, as keras-hub does.
+    config["dtype"] = loader._resolve_dtype(loader.config, overrides)
+    overrides.pop("dtype", None)
+    backbone = cls.from_config({**config, **overrides})
+    if load_weights:
+        loader._load_backbone_weights(backbone)
+    return backbone
+
+
+def load_task(cls, preset, load_weights, kwargs):
+    """`cls.from_preset(preset, load_weights, **kwargs)` for a task model.
+
+    Backbone config overrides in `kwargs` go to the backbone, the rest to the
+    task. A preset that holds a saved task of class `cls` also restores the
+    task's own weights (its head); otherwise the head starts fresh.
+    """
+    check_preset(preset)
+    backbone_kwargs, task_kwargs = split_backbone_kwargs(
+        cls.backbone_cls, kwargs
+    )
+    backbone = cls.backbone_cls.from_preset(
+        preset, load_weights, **backbone_kwargs
+    )
+    saved_task = preset not in PRESETS and preset_utils.check_file_exists(
+        preset, preset_utils.TASK_CONFIG_FILE
+    )
+    if saved_task:
+        task_config = preset_utils.load_json(
+            preset, preset_utils.TASK_CONFIG_FILE
+        )
+        saved_task = issubclass(
+            preset_utils.check_config_class(task_config), cls
+        )
+    if not saved_task:
+        return cls(backbone=backbone, **task_kwargs)
+    config = {
+        key: value
+        for key, value in task_config["config"].items()
+        if key not in ("backbone", "preprocessor")
+    }
+    task = cls(backbone=backbone, **{**config, **task_kwargs})
+    if load_weights and preset_utils.check_file_exists(
+        preset, preset_utils.TASK_WEIGHTS_FILE
+    ):
+        task.load_task_weights(
+            preset_utils.get_file(preset, preset_utils.TASK_WEIGHTS_FILE)
+        )
+    return task
