@@ -159,11 +159,16 @@ def load_task(cls, preset, load_weights, kwargs):
         for key, value in task_config["config"].items()
         if key not in ("backbone", "preprocessor")
     }
-    task = cls(backbone=backbone, **{**config, **task_kwargs})
+    # Compile only after loading: a fresh optimizer does not match the
+    # (empty) optimizer state in the saved task weights.
+    compile = task_kwargs.pop("compile", True)
+    task = cls(backbone=backbone, **{**config, **task_kwargs}, compile=False)
     if load_weights and preset_utils.check_file_exists(
         preset, preset_utils.TASK_WEIGHTS_FILE
     ):
         task.load_task_weights(
             preset_utils.get_file(preset, preset_utils.TASK_WEIGHTS_FILE)
         )
+    if compile:
+        task.compile()
     return task

@@ -1,0 +1,37 @@
+# keras_electra developer commands. Everything installs into .venv.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BACKENDS := tensorflow jax torch
+# Silence TensorFlow's start-up chatter in test and demo output.
+export TF_CPP_MIN_LOG_LEVEL := 2
+
+.PHONY: install test demo clean
+
+install: $(VENV)/.installed
+
+# torch is pinned through constraints.txt (a CPU build); the library itself
+# leaves the torch version to its users.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $@
+
+# The whole suite once per backend; fails if any backend fails.
+test: install
+	@failed=""; \
+	for backend in $(BACKENDS); do \
+		echo "=== KERAS_BACKEND=$$backend"; \
+		start=$$(date +%s); \
+		KERAS_BACKEND=$$backend $(PY) -m pytest tests || failed="$$failed $$backend"; \
+		echo "=== $$backend took $$(( $$(date +%s) - start ))s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi
+
+# A short pre-training run on bundled sentences; losses are printed as they fall.
+demo: install
+	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(PY) recipes/demo_pretrain.py
+
+clean:
+	rm -rf $(VENV) out

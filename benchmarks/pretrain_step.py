@@ -1,0 +1,286 @@
+"""Throughput of the whole ELECTRA pre-training step, in tokens per second.
+
+Times `ElectraPretrainer.fit` on random token ids: masking, the generator,
+sampling, the discriminator, the backward pass and the optimizer update, all
+inside the compiled train step. The first `--warmup-steps` steps (tracing and
+compilation) are excluded; the clock runs from the end of the last warmup
+step to the end of the last timed step, with the device synchronised at both
+points. Tokens per second counts every position of every sequence
+(`batch_size * sequence_length` per step; the random data has no padding).
+
+The Keras backend comes from the `KERAS_BACKEND` environment variable:
+
+    KERAS_BACKEND=jax python benchmarks/pretrain_step.py --quick
+
+It prints a markdown table row and writes the details as JSON to `--output`.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import keras_hub  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_electra  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+QUICK = {"preset": "electra_tiny", "batch_size": 8, "steps": 10}
+TABLE_HEADER = (
+    "| backend | preset | vocab | seq len | batch | jit | step (ms) "
+    "| tokens/s |\n|---|---|---:|---:|---:|---|---:|---:|"
+)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=(
+            "Measure tokens/second of the ELECTRA pre-training step (fit on "
+            "random token ids) on the current Keras backend, chosen with the "
+            "KERAS_BACKEND environment variable (tensorflow, jax or torch)."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--preset",
+        default=None,
+        help="Built-in preset to benchmark (randomly initialised): "
+        f"{', '.join(keras_electra.presets)}. Default: electra_small, or "
+        f"{QUICK['preset']} with --quick.",
+    )
+    parser.add_argument(
+        "--vocab-size",
+        type=int,
+        default=30522,
+        help="Vocabulary size (the BERT-uncased size by default).",
+    )
+    parser.add_argument(
+        "--sequence-length",
+        type=int,
+        default=128,
+        help="Tokens per sequence.",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help=f"Sequences per step. Default: 32, or {QUICK['batch_size']} "
+        "with --quick.",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"Timed steps. Default: 20, or {QUICK['steps']} with --quick.",
+    )
+    parser.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=3,
+        help="Untimed steps run first (compilation happens here).",
+    )
+    parser.add_argument(
+        "--jit-compile",
+        choices=("true", "false", "auto"),
+        default="true",
+        help="Passed to compile(): XLA on TensorFlow, jax.jit on JAX, "
+        "torch.compile on PyTorch. 'auto' is Keras' default (no XLA on a "
+        "CPU-only TensorFlow, eager PyTorch).",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"A run of well under a minute on a small CPU: preset "
+        f"{QUICK['preset']}, batch size {QUICK['batch_size']}, "
+        f"{QUICK['steps']} timed steps (explicit flags still win).",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="Seed for weights and data."
+    )
+    parser.add_argument(
+        "--output",
+        default=None,
+        help="JSON file for the results. Default: "
+        "benchmarks/results/pretrain_step_<backend>.json (the folder is "
+        "created if needed).",
+    )
+    args = parser.parse_args(argv)
+    defaults = QUICK if args.quick else {
+        "preset": "electra_small",
+        "batch_size": 32,
+        "steps": 20,
+    }
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.preset not in keras_electra.presets:
+        parser.error(
+            f"--preset must be one of {', '.join(keras_electra.presets)}."
+        )
+    for name in ("batch_size", "steps", "warmup_steps"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1.")
+    if args.vocab_size <= 103:
+        parser.error(
+            "--vocab-size must be above 103 ([MASK] is id 103 in the "
+            "default BERT-uncased special ids)."
+        )
+    if args.output is None:
+        args.output = os.path.join(
+            HERE, "results", f"pretrain_step_{keras.backend.backend()}.json"
+        )
+    args.jit_compile = {"true": True, "false": False, "auto": "auto"}[
+        args.jit_compile
+    ]
+    return args
+
+
+def random_batch_data(num_rows, sequence_length, vocab_size, seed):
+    """`[CLS] random ids [SEP]`, avoiding the special ids 0 and 100-103."""
+    rng = np.random.default_rng(seed)
+    token_ids = rng.integers(
+        104, vocab_size, size=(num_rows, sequence_length), dtype="int32"
+    )
+    token_ids[:, 0] = 101
+    token_ids[:, -1] = 102
+    return {
+        "token_ids": token_ids,
+        "segment_ids": np.zeros_like(token_ids),
+        "padding_mask": np.ones_like(token_ids),
+    }
+
+
+class StepClock(keras.callbacks.Callback):
+    """Wall time between the ends of two train batches, device synced."""
+
+    def __init__(self, start_batch, end_batch):
+        super().__init__()
+        self.start_batch = start_batch
+        self.end_batch = end_batch
+        self.start = self.end = None
+        self.losses = []
+
+    def on_train_begin(self, logs=None):
+        self.train_begin = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch not in (self.start_batch, self.end_batch):
+            return
+        # Converting the loss to a Python float waits for the step to finish
+        # (JAX and TensorFlow dispatch asynchronously).
+        self.losses.append(float(keras.ops.convert_to_numpy(logs["loss"])))
+        if batch == self.start_batch:
+            self.start = time.perf_counter()
+        else:
+            self.end = time.perf_counter()
+
+
+def backend_version():
+    name = keras.backend.backend()
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+    return __import__(module[name]).__version__
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    backend = keras.backend.backend()
+    keras.utils.set_random_seed(args.seed)
+
+    pretrainer = keras_electra.ElectraPretrainer.from_preset(
+        args.preset, vocab_size=args.vocab_size, seed=args.seed
+    )
+    if args.sequence_length > pretrainer.backbone.max_sequence_length:
+        sys.exit(
+            f"--sequence-length {args.sequence_length} is longer than the "
+            f"preset's max_sequence_length "
+            f"({pretrainer.backbone.max_sequence_length})."
+        )
+    pretrainer.compile(jit_compile=args.jit_compile)
+
+    total_steps = args.warmup_steps + args.steps
+    data = random_batch_data(
+        total_steps * args.batch_size,
+        args.sequence_length,
+        args.vocab_size,
+        args.seed,
+    )
+    clock = StepClock(args.warmup_steps - 1, total_steps - 1)
+    pretrainer.fit(
+        data,
+        batch_size=args.batch_size,
+        epochs=1,
+        shuffle=False,
+        callbacks=[clock],
+        verbose=0,
+    )
+
+    seconds = clock.end - clock.start
+    step_ms = 1000 * seconds / args.steps
+    tokens_per_second = (
+        args.steps * args.batch_size * args.sequence_length / seconds
+    )
+    warmup_seconds = clock.start - clock.train_begin
+    result = {
+        "benchmark": "pretrain_step",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+        "backend": backend,
+        "jit_compile": args.jit_compile,
+        "effective_jit_compile": pretrainer.jit_compile,
+        "preset": args.preset,
+        "vocab_size": args.vocab_size,
+        "sequence_length": args.sequence_length,
+        "batch_size": args.batch_size,
+        "warmup_steps": args.warmup_steps,
+        "timed_steps": args.steps,
+        "parameters": pretrainer.count_params(),
+        "warmup_seconds": round(warmup_seconds, 3),
+        "timed_seconds": round(seconds, 4),
+        "step_ms": round(step_ms, 2),
+        "tokens_per_second": round(tokens_per_second, 1),
+        "loss_after_warmup": clock.losses[0],
+        "loss_at_end": clock.losses[-1],
+        "versions": {
+            "python": platform.python_version(),
+            "keras": keras.__version__,
+            "keras_hub": keras_hub.__version__,
+            "keras_electra": keras_electra.__version__,
+            backend: backend_version(),
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(),
+        },
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+
+    print(TABLE_HEADER)
+    print(
+        f"| {backend} | {args.preset} | {args.vocab_size} | "
+        f"{args.sequence_length} | {args.batch_size} | "
+        f"{pretrainer.jit_compile} | {step_ms:.1f} | {tokens_per_second:,.0f} |"
+    )
+    print(
+        f"\n{args.steps} timed steps in {seconds:.2f} s after "
+        f"{args.warmup_steps} warmup steps ({warmup_seconds:.1f} s, "
+        f"compilation included); {result['parameters']:,} parameters. "
+        f"Wrote {args.output}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

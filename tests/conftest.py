@@ -1,0 +1,69 @@
+"""Tiny fixtures shared by the suite: small configs, a few fake sentences."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+import keras_electra
+
+PAD, CLS, SEP, MASK = 0, 101, 102, 103
+VOCAB_SIZE = 160
+TINY = dict(
+    vocab_size=VOCAB_SIZE,
+    num_layers=1,
+    num_heads=2,
+    hidden_dim=16,
+    embedding_dim=8,
+    intermediate_dim=32,
+    max_sequence_length=32,
+)
+
+
+def tiny_backbone(**overrides):
+    return keras_electra.ElectraBackbone(**{**TINY, **overrides})
+
+
+def tiny_pretrainer(seed=0, backbone_overrides=None, **kwargs):
+    backbone = tiny_backbone(**(backbone_overrides or {}))
+    kwargs.setdefault("generator_size", 0.5)
+    return keras_electra.ElectraPretrainer(backbone, seed=seed, **kwargs)
+
+
+def tiny_batch(batch_size=8, length=24, seed=0, num_padded=6):
+    """Sentences `[CLS] a b c [SEP] d e [SEP] [PAD]...` with ragged padding."""
+    rng = np.random.default_rng(seed)
+    token_ids = rng.integers(MASK + 1, VOCAB_SIZE, size=(batch_size, length))
+    segment_ids = np.zeros((batch_size, length), "int32")
+    padding_mask = np.ones((batch_size, length), "int32")
+    for row in range(batch_size):
+        real = length - (row % 2) * num_padded
+        middle = real // 2
+        token_ids[row, 0] = CLS
+        token_ids[row, middle] = SEP
+        token_ids[row, real - 1] = SEP
+        token_ids[row, real:] = PAD
+        segment_ids[row, middle + 1 : real] = 1
+        padding_mask[row, real:] = 0
+    return {
+        "token_ids": token_ids.astype("int32"),
+        "segment_ids": segment_ids,
+        "padding_mask": padding_mask,
+    }
+
+
+def numpy_tree(tree):
+    return keras.tree.map_structure(keras.ops.convert_to_numpy, tree)
+
+
+@pytest.fixture(autouse=True)
+def _reset_policy_and_seed():
+    keras.config.set_dtype_policy("float32")
+    keras.utils.set_random_seed(1234)
+    yield
+    keras.config.set_dtype_policy("float32")
+
+
+def backend():
+    return os.environ.get("KERAS_BACKEND", keras.config.backend())
