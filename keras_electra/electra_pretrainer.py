@@ -48,6 +48,10 @@ class ElectraPretrainer(keras.Model):
     device, with fresh masks every step. `segment_ids` defaults to zeros and
     `padding_mask` to `token_ids != pad_token_id`.
 
+    The towers' poolers (`pooled_dense`) take no part in pre-training and are
+    frozen by the pretrainer; a discriminator loaded from a saved preset has
+    a trainable pooler again.
+
     Args:
         backbone: `ElectraBackbone`, the discriminator's encoder.
         generator_size: float. Generator width as a fraction of the
