@@ -243,6 +243,8 @@ class ElectraBackbone(keras_hub.models.ElectraBackbone):
 
         Example:
         ```python
+        import keras_electra
+
         backbone = keras_electra.ElectraBackbone.from_preset(
             "electra_tiny", vocab_size=500
         )

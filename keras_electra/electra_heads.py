@@ -20,6 +20,8 @@ class ElectraReplacedTokenHead(keras.layers.Layer):
     Example:
     ```python
     import numpy as np
+    import keras_electra
+
     head = keras_electra.ElectraReplacedTokenHead(hidden_dim=32)
     head(np.zeros((2, 8, 32))).shape  # (2, 8)
     ```

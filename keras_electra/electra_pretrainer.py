@@ -86,8 +86,9 @@ class ElectraPretrainer(keras.Model):
     pretrainer = keras_electra.ElectraPretrainer.from_preset(
         "electra_tiny", vocab_size=1000
     )
-    token_ids = np.random.randint(1000, 2000, size=(64, 32)) % 1000 + 200
+    token_ids = np.random.randint(200, 1000, size=(64, 32))
     token_ids[:, 0], token_ids[:, -1] = 101, 102
+    pretrainer.compile()  # AdamW as in the paper
     pretrainer.fit({"token_ids": token_ids}, batch_size=16, epochs=1)
     ```
     """
@@ -561,6 +562,8 @@ class ElectraPretrainer(keras.Model):
 
         Example:
         ```python
+        import keras_electra
+
         pretrainer = keras_electra.ElectraPretrainer.from_preset(
             "electra_small", vocab_size=8000, mask_rate=0.2
         )

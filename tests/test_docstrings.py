@@ -1,0 +1,37 @@
+"""Every example in the library's docstrings runs as written."""
+
+import importlib
+import inspect
+import pkgutil
+import re
+import textwrap
+
+import pytest
+
+import keras_electra
+
+EXAMPLES = [
+    (module.name, index, textwrap.dedent(block))
+    for module in pkgutil.iter_modules(keras_electra.__path__)
+    for index, block in enumerate(
+        re.findall(
+            r"```python\n(.*?)```",
+            inspect.getsource(
+                importlib.import_module(f"keras_electra.{module.name}")
+            ),
+            re.S,
+        )
+    )
+]
+
+
+@pytest.mark.parametrize(
+    "code", [code for _, _, code in EXAMPLES],
+    ids=[f"{name}-{index}" for name, index, _ in EXAMPLES],
+)
+def test_docstring_example_runs(code):
+    exec(compile(code, "<docstring>", "exec"), {})
+
+
+def test_examples_were_found():
+    assert len(EXAMPLES) >= 7
