@@ -10,12 +10,12 @@ export TF_CPP_MIN_LOG_LEVEL := 2
 
 install: $(VENV)/.installed
 
-# torch is pinned through constraints.txt (a CPU build); the library itself
+# torch is pinned through .ci/constraints.txt (a CPU build); the library itself
 # leaves the torch version to its users.
-$(VENV)/.installed: pyproject.toml constraints.txt
+$(VENV)/.installed: pyproject.toml .ci/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install --quiet -c .ci/constraints.txt -e ".[dev]"
 	touch $@
 
 # The whole suite once per backend; fails if any backend fails.
