@@ -5,6 +5,7 @@ Built-in presets are configurations only (random initialisation); the sizes
 are those of the ELECTRA paper (Clark et al., 2020, Table 6).
 """
 
+import inspect
 import os
 
 import keras_hub
@@ -94,8 +95,6 @@ def check_preset(preset):
 
 def split_backbone_kwargs(backbone_cls, kwargs):
     """Split `kwargs` into backbone config overrides and the rest."""
-    import inspect
-
     names = set(inspect.signature(backbone_cls.__init__).parameters) - {
         "self",
         "kwargs",
@@ -135,7 +134,6 @@ def load_task(cls, preset, load_weights, kwargs):
     task. A preset that holds a saved task of class `cls` also restores the
     task's own weights (its head); otherwise the head starts fresh.
     """
-    check_preset(preset)
     backbone_kwargs, task_kwargs = split_backbone_kwargs(
         cls.backbone_cls, kwargs
     )

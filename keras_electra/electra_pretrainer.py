@@ -569,7 +569,6 @@ class ElectraPretrainer(keras.Model):
         )
         ```
         """
-        electra_presets.check_preset(preset)
         backbone_kwargs, kwargs = electra_presets.split_backbone_kwargs(
             ElectraBackbone, kwargs
         )
