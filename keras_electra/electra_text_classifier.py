@@ -1,0 +1,185 @@
+"""Sentence and sentence-pair classification (and regression) with ELECTRA."""
+
+import keras
+import keras_hub
+from keras_hub.src.utils import preset_utils
+
+from keras_electra import electra_presets
+from keras_electra.electra_backbone import ElectraBackbone
+from keras_electra.electra_backbone import electra_kernel_initializer
+from keras_electra.electra_tokenizer import HF_VOCABULARY_FILE
+from keras_electra.electra_text_classifier_preprocessor import (
+    ElectraTextClassifierPreprocessor,
+)
+
+HEADS = ("hf", "original")
+
+
+@keras.saving.register_keras_serializable(package="keras_electra")
+class ElectraTextClassifier(keras_hub.models.TextClassifier):
+    """An ELECTRA discriminator with a classification head on `[CLS]`.
+
+    Two heads:
+    - `head="hf"` (default): dropout, dense(hidden, exact GELU), dropout,
+      dense(num_classes) on the `[CLS]` vector, the shape of Hugging Face's
+      `ElectraForSequenceClassification`, so its checkpoints convert.
+    - `head="original"`: the original ELECTRA's, the backbone's pooled
+      output (dense + tanh on `[CLS]`), dropout, dense(num_classes).
+
+    `num_classes=1` makes it a regression model (e.g. STS-B): one output,
+    mean squared error.
+
+    Args:
+        backbone: `ElectraBackbone`.
+        num_classes: int >= 1.
+        preprocessor: `ElectraTextClassifierPreprocessor` or `None` (then the
+            model takes packed `{"token_ids", "segment_ids",
+            "padding_mask"}`).
+        head: `"hf"` or `"original"`.
+        dropout: float. Dropout rate of the head.
+
+    Example:
+    ```python
+    import numpy as np
+    import keras_electra
+
+    classifier = keras_electra.ElectraTextClassifier(
+        keras_electra.ElectraBackbone.from_preset(
+            "electra_tiny", vocab_size=200
+        ),
+        num_classes=3,
+    )
+    x = {
+        "token_ids": np.full((4, 16), 7),
+        "segment_ids": np.zeros((4, 16), "int32"),
+        "padding_mask": np.ones((4, 16), "int32"),
+    }
+    classifier.fit(x, np.array([0, 1, 2, 1]), batch_size=2, verbose=0)
+    classifier.predict(x, verbose=0).shape  # (4, 3)
+    ```
+    """
+
+    backbone_cls = ElectraBackbone
+    preprocessor_cls = ElectraTextClassifierPreprocessor
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        preprocessor=None,
+        head="hf",
+        dropout=0.1,
+        **kwargs,
+    ):
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(
+                "`num_classes` must be an integer >= 1 (1 for regression), "
+                f"got {num_classes!r}."
+            )
+        if head not in HEADS:
+            raise ValueError(f"`head` must be one of {HEADS}, got {head!r}.")
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.classifier_dropout = keras.layers.Dropout(
+            dropout, dtype=backbone.dtype_policy, name="classifier_dropout"
+        )
+        if head == "hf":
+            self.classifier_dense = keras.layers.Dense(
+                backbone.hidden_dim,
+                activation="gelu",
+                kernel_initializer=electra_kernel_initializer(),
+                dtype=backbone.dtype_policy,
+                name="classifier_dense",
+            )
+        self.output_dense = keras.layers.Dense(
+            num_classes,
+            kernel_initializer=electra_kernel_initializer(),
+            dtype=backbone.dtype_policy,
+            name="logits",
+        )
+
+        # === Functional Model ===
+        inputs = backbone.input
+        outputs = backbone(inputs)
+        if head == "hf":
+            x = self.classifier_dropout(outputs["sequence_output"][:, 0, :])
+            x = self.classifier_dropout(self.classifier_dense(x))
+        else:
+            x = self.classifier_dropout(outputs["pooled_output"])
+        logits = self.output_dense(x)
+        # === Config === (before the base class compiles with the defaults)
+        self.num_classes = num_classes
+        self.head = head
+        self.dropout = dropout
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+
+    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
+        """Defaults: AdamW(1e-4, epsilon 1e-6, weight decay 0.01 off LayerNorm
+        and bias); cross-entropy and accuracy, or for `num_classes=1` mean
+        squared error and mean absolute error."""
+        if optimizer == "auto":
+            optimizer = keras.optimizers.AdamW(
+                learning_rate=1e-4, weight_decay=0.01, epsilon=1e-6
+            )
+            optimizer.exclude_from_weight_decay(
+                var_names=["bias", "gamma", "beta"]
+            )
+        regression = self.num_classes == 1
+        if loss == "auto":
+            loss = (
+                keras.losses.MeanSquaredError()
+                if regression
+                else keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True
+                )
+            )
+        if metrics == "auto":
+            metrics = [
+                keras.metrics.MeanAbsoluteError()
+                if regression
+                else keras.metrics.SparseCategoricalAccuracy()
+            ]
+        # keras-hub's TextClassifier.compile only fills its own defaults.
+        keras_hub.models.Task.compile(
+            self, optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "head": self.head,
+                "dropout": self.dropout,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Build from a preset; pass `num_classes` unless the preset holds a
+        saved classifier. The preset's tokenizer, if any, becomes the
+        preprocessor (`sequence_length` defaults to 512)."""
+        if "preprocessor" not in kwargs and _has_tokenizer(preset):
+            kwargs["preprocessor"] = cls.preprocessor_cls.from_preset(
+                preset, **_pop_preprocessor_kwargs(kwargs)
+            )
+        return electra_presets.load_task(cls, preset, load_weights, kwargs)
+
+
+def _has_tokenizer(preset):
+    if preset in electra_presets.PRESETS:
+        return False
+    electra_presets.check_preset(preset)
+    return preset_utils.check_file_exists(
+        preset, preset_utils.TOKENIZER_CONFIG_FILE
+    ) or preset_utils.check_file_exists(preset, HF_VOCABULARY_FILE)
+
+
+def _pop_preprocessor_kwargs(kwargs):
+    return {
+        key: kwargs.pop(key)
+        for key in ("sequence_length", "truncate")
+        if key in kwargs
+    }

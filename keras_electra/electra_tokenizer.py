@@ -1,0 +1,96 @@
+"""ELECTRA's WordPiece tokenizer (keras-hub's, bound to our backbone)."""
+
+import os
+
+import keras
+import keras_hub
+from keras_hub.src.utils import preset_utils
+
+from keras_electra.electra_backbone import ElectraBackbone
+
+HF_VOCABULARY_FILE = "vocab.txt"
+HF_TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+
+
+@keras.saving.register_keras_serializable(package="keras_electra")
+class ElectraTokenizer(keras_hub.models.ElectraTokenizer):
+    """BERT-style WordPiece tokenizer with `[CLS] [SEP] [PAD] [MASK]`.
+
+    keras-hub's `ElectraTokenizer`, paired with `keras_electra`'s backbone so
+    that presets saved by either library load. Works on Python strings and
+    inside `tf.data`.
+
+    Args:
+        vocabulary: list of strings or a path to a `vocab.txt`.
+        lowercase: bool. Lower-case (uncased models).
+        strip_accents: bool. Remove accents; defaults to `lowercase`.
+
+    Example:
+    ```python
+    import keras_electra
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "qu",
+                  "##ick", "fox"]
+    tokenizer = keras_electra.ElectraTokenizer(vocabulary, lowercase=True)
+    tokenizer("The quick fox")  # [5, 6, 7, 8]
+    ```
+    """
+
+    backbone_cls = ElectraBackbone
+
+    def __init__(
+        self, vocabulary, lowercase=False, strip_accents=None, **kwargs
+    ):
+        # Uncased BERT/ELECTRA vocabularies are accent-free, so accents go
+        # with case unless told otherwise (as in BERT and Hugging Face).
+        if strip_accents is None:
+            strip_accents = lowercase
+        super().__init__(
+            vocabulary=vocabulary,
+            lowercase=lowercase,
+            strip_accents=strip_accents,
+            **kwargs,
+        )
+
+    @classmethod
+    def from_preset(cls, preset, **kwargs):
+        """Load the tokenizer of a preset directory or handle.
+
+        Accepts presets saved by keras_electra or keras-hub, and Hugging Face
+        checkpoint directories (a `vocab.txt`, with `do_lower_case` read from
+        `tokenizer_config.json`).
+        """
+        if preset_utils.check_file_exists(
+            preset, preset_utils.TOKENIZER_CONFIG_FILE
+        ):
+            loader = preset_utils.get_preset_loader(preset)
+            saved = loader.load_tokenizer(cls, **kwargs)
+            if isinstance(saved, cls):
+                return saved
+            return cls(
+                **{**saved.get_config(), "vocabulary": saved.get_vocabulary()}
+            )
+        if preset_utils.check_file_exists(preset, HF_VOCABULARY_FILE):
+            lowercase, strip_accents = True, None  # Hugging Face's defaults
+            if preset_utils.check_file_exists(
+                preset, HF_TOKENIZER_CONFIG_FILE
+            ):
+                config = preset_utils.load_json(
+                    preset, HF_TOKENIZER_CONFIG_FILE
+                )
+                lowercase = config.get("do_lower_case", True)
+                strip_accents = config.get("strip_accents")
+            path = preset_utils.get_file(preset, HF_VOCABULARY_FILE)
+            with open(path, encoding="utf-8") as file:
+                vocabulary = [line.rstrip("\n") for line in file]
+            return cls(
+                vocabulary=vocabulary,
+                lowercase=lowercase,
+                strip_accents=strip_accents,
+                **kwargs,
+            )
+        where = preset if os.path.isdir(str(preset)) else f"'{preset}'"
+        raise ValueError(
+            f"Preset {where} has no tokenizer (neither "
+            f"{preset_utils.TOKENIZER_CONFIG_FILE} nor {HF_VOCABULARY_FILE})."
+        )
