@@ -67,8 +67,8 @@ class ElectraTokenizer(keras_hub.models.ElectraTokenizer):
             saved = loader.load_tokenizer(cls, **kwargs)
             if isinstance(saved, cls):
                 return saved
-            return cls(
-                **{**saved.get_config(), "vocabulary": saved.get_vocabulary()}
+            return cls.from_config(
+                {**saved.get_config(), "vocabulary": saved.get_vocabulary()}
             )
         if preset_utils.check_file_exists(preset, HF_VOCABULARY_FILE):
             lowercase, strip_accents = True, None  # Hugging Face's defaults

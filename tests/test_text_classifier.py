@@ -118,8 +118,10 @@ def test_preset_roundtrip_with_preprocessor(tmp_path):
     assert isinstance(generic, keras_electra.ElectraTextClassifier)
 
 
-def test_classifier_from_a_pretrainer_preset(tmp_path):
-    tokenizer = keras_electra.ElectraTokenizer(
+@pytest.mark.parametrize("library", [keras_electra, keras_hub.models])
+def test_classifier_from_a_pretrainer_preset(tmp_path, library):
+    # A tokenizer saved by either library is read back as ours.
+    tokenizer = library.ElectraTokenizer(
         VOCABULARY + [f"w{i}" for i in range(160 - len(VOCABULARY))]
     )
     pretrainer = keras_electra.ElectraPretrainer(
@@ -130,6 +132,9 @@ def test_classifier_from_a_pretrainer_preset(tmp_path):
         str(tmp_path), num_classes=2, sequence_length=16
     )
     assert classifier.preprocessor.sequence_length == 16
+    assert isinstance(
+        classifier.preprocessor.tokenizer, keras_electra.ElectraTokenizer
+    )
     batch = classifier.preprocessor(["the cat"])
     np.testing.assert_array_equal(
         numpy_tree(classifier.backbone(batch)["sequence_output"]),
