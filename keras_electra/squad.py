@@ -6,6 +6,136 @@ import string
 
 import numpy as np
 
+# Words as the WordPiece pre-tokenizer sees them: runs of letters and digits,
+# or single punctuation marks. Each keeps its character span in the context.
+_WORD = re.compile(r"\w+|[^\w\s]")
+
+
+def squad_windows(
+    tokenizer,
+    question,
+    context,
+    sequence_length=384,
+    doc_stride=128,
+    max_question_length=64,
+    answer_start=None,
+    answer_text=None,
+):
+    """Pack a question and a long context into overlapping windows.
+
+    Each window is `[CLS] question [SEP] context piece [SEP]`, padded to
+    `sequence_length`; consecutive windows start `doc_stride` context tokens
+    apart, as in the original BERT and ELECTRA SQuAD code.
+
+    Args:
+        tokenizer: an `ElectraTokenizer`.
+        question: str.
+        context: str.
+        sequence_length: int. Window length in tokens.
+        doc_stride: int. Context tokens between window starts.
+        max_question_length: int. Questions are cut to this many tokens.
+        answer_start: int or `None`. Character offset of the answer in
+            `context` (training data); `None` for no answer.
+        answer_text: str or `None`. The answer.
+
+    Returns:
+        A list of windows, dicts with `token_ids`, `segment_ids`,
+        `padding_mask` (int arrays), `offsets` (per token, the `(start, end)`
+        characters of its context word, or `None` outside the context),
+        `start_position` and `end_position` (the answer's tokens, 0 = `[CLS]`
+        when the window does not hold it).
+
+    Example:
+    ```python
+    import keras_electra
+    from keras_electra.squad import squad_windows
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "where",
+                  "is", "it", "?", "in", "paris", "."]
+    tokenizer = keras_electra.ElectraTokenizer(vocabulary, lowercase=True)
+    [window] = squad_windows(
+        tokenizer, "Where is it?", "It is in Paris.", sequence_length=16,
+        answer_start=9, answer_text="Paris",
+    )
+    window["start_position"], window["end_position"]  # (9, 9)
+    ```
+    """
+    question_ids = _piece_ids(tokenizer, question)[:max_question_length]
+    words = [(m.start(), m.end()) for m in _WORD.finditer(context)]
+    context_ids, context_offsets = [], []
+    for start, end in words:
+        pieces = _piece_ids(tokenizer, context[start:end])
+        context_ids += pieces
+        context_offsets += [(start, end)] * len(pieces)
+    room = sequence_length - len(question_ids) - 3
+    if room < 1:
+        raise ValueError(
+            f"`sequence_length={sequence_length}` leaves no room for the "
+            f"context after a question of {len(question_ids)} tokens."
+        )
+    if doc_stride < 1:
+        raise ValueError(f"`doc_stride` must be >= 1, got {doc_stride}.")
+    answer_tokens = None
+    if answer_start is not None and answer_text:
+        answer_end = answer_start + len(answer_text)
+        inside = [
+            i
+            for i, (start, end) in enumerate(context_offsets)
+            if start < answer_end and end > answer_start
+        ]
+        if inside:
+            answer_tokens = (inside[0], inside[-1])
+    windows = []
+    for first in range(0, max(1, len(context_ids)), doc_stride):
+        ids = context_ids[first : first + room]
+        token_ids = (
+            [tokenizer.cls_token_id]
+            + question_ids
+            + [tokenizer.sep_token_id]
+            + ids
+            + [tokenizer.sep_token_id]
+        )
+        shift = len(question_ids) + 2 - first
+        start_position = end_position = 0
+        if answer_tokens and first <= answer_tokens[0] and (
+            answer_tokens[1] < first + len(ids)
+        ):
+            start_position = answer_tokens[0] + shift
+            end_position = answer_tokens[1] + shift
+        padding = sequence_length - len(token_ids)
+        segment_ids = [0] * (len(question_ids) + 2) + [1] * (len(ids) + 1)
+        windows.append(
+            {
+                "token_ids": np.array(
+                    token_ids + [tokenizer.pad_token_id] * padding, "int32"
+                ),
+                "segment_ids": np.array(segment_ids + [0] * padding, "int32"),
+                "padding_mask": np.array(
+                    [1] * len(token_ids) + [0] * padding, "int32"
+                ),
+                "offsets": [None] * (len(question_ids) + 2)
+                + context_offsets[first : first + len(ids)]
+                + [None] * (padding + 1),
+                "start_position": start_position,
+                "end_position": end_position,
+            }
+        )
+        if first + room >= len(context_ids):
+            break
+    return windows
+
+
+def answer_from_span(context, window, start, end):
+    """The context text covered by tokens `start..end` of `window`."""
+    offsets = window["offsets"]
+    if offsets[start] is None or offsets[end] is None:
+        return ""
+    return context[offsets[start][0] : offsets[end][1]]
+
+
+def _piece_ids(tokenizer, text):
+    return np.asarray(tokenizer(text)).tolist()
+
 
 def best_spans(
     start_logits,

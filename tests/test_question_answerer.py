@@ -1,11 +1,17 @@
 """Question answering: the model, span decoding and the SQuAD metric."""
 
+import re
+
 import numpy as np
 import pytest
 
 import keras_electra
 from conftest import numpy_tree, tiny_backbone, tiny_batch
-from keras_electra.squad import best_spans, normalize_answer, squad_metric
+from keras_electra.squad import answer_from_span
+from keras_electra.squad import best_spans
+from keras_electra.squad import normalize_answer
+from keras_electra.squad import squad_metric
+from keras_electra.squad import squad_windows
 
 
 def test_logits_shapes_and_padding_never_answers():
@@ -70,3 +76,47 @@ def test_squad_metric_follows_the_official_rules():
     assert partial["f1"] == pytest.approx(100 * 2 * (2 / 3) * 1 / (2 / 3 + 1))
     with pytest.raises(ValueError, match="No prediction"):
         squad_metric({}, {"q": ["x"]})
+
+
+QA_VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "where", "is",
+                 "the", "tower", "?", "it", "stands", "in", "paris", ",",
+                 "france", ".", "a", "city", "on", "river", "se", "##ine"]
+
+
+def test_windows_cover_a_long_context_and_find_the_answer():
+    tokenizer = keras_electra.ElectraTokenizer(QA_VOCABULARY, lowercase=True)
+    context = ("It stands in Paris, France. " * 3) + "A city on the Seine."
+    answer_start = context.index("Seine")
+    windows = squad_windows(
+        tokenizer, "Where is the tower?", context, sequence_length=16,
+        doc_stride=4, answer_start=answer_start, answer_text="Seine",
+    )
+    assert len(windows) > 3
+    assert all(len(w["token_ids"]) == 16 for w in windows)
+    holding = [w for w in windows if w["start_position"] > 0]
+    assert holding
+    for window in holding:
+        # "Seine" is two pieces, se ##ine; the span maps back to the text.
+        assert window["end_position"] == window["start_position"] + 1
+        text = answer_from_span(
+            context, window, window["start_position"], window["end_position"]
+        )
+        assert text == "Seine"
+    # Question tokens and [CLS] have no context offsets.
+    assert answer_from_span(context, windows[0], 0, 3) == ""
+    # Every context token appears in some window.
+    covered = set()
+    for window in windows:
+        covered |= {o for o in window["offsets"] if o is not None}
+    words = {(m.start(), m.end()) for m in re.finditer(r"\w+|[^\w\s]", context)}
+    assert covered == words
+
+
+def test_unanswerable_questions_point_at_cls():
+    tokenizer = keras_electra.ElectraTokenizer(QA_VOCABULARY, lowercase=True)
+    [window] = squad_windows(
+        tokenizer, "Where is the tower?", "A city.", sequence_length=16
+    )
+    assert (window["start_position"], window["end_position"]) == (0, 0)
+    with pytest.raises(ValueError, match="no room"):
+        squad_windows(tokenizer, "where " * 20, "A city.", sequence_length=16)
