@@ -84,12 +84,14 @@ def check_preset(preset):
             f"directory. Built-in presets: {sorted(PRESETS)}; keras-hub "
             f"ELECTRA presets: "
             f"{sorted(keras_hub.models.ElectraBackbone.presets)}; or pass a "
-            "local preset directory or a 'kaggle://' / 'hf://' handle."
+            "local preset or `transformers` checkpoint directory, or a "
+            "'kaggle://' / 'hf://' handle."
         )
     if not os.path.exists(os.path.join(preset, preset_utils.CONFIG_FILE)):
         raise ValueError(
             f"Preset directory '{preset}' has no "
-            f"{preset_utils.CONFIG_FILE}; it is not a saved preset."
+            f"{preset_utils.CONFIG_FILE}; it is not a saved preset or a "
+            "`transformers` checkpoint."
         )
 
 
@@ -110,6 +112,12 @@ def load_backbone(cls, preset, load_weights, overrides):
     check_preset(preset)
     if preset in PRESETS:
         return cls(**{**PRESETS[preset]["backbone"], **overrides})
+    from keras_electra import transformers_conversion
+
+    if transformers_conversion.is_transformers_preset(preset):
+        return transformers_conversion.load_backbone(
+            cls, preset, load_weights, overrides
+        )
     loader = preset_utils.get_preset_loader(preset)
     saved_cls = loader.check_backbone_class()
     if not issubclass(saved_cls, keras_hub.models.ElectraBackbone):
@@ -132,8 +140,15 @@ def load_task(cls, preset, load_weights, kwargs):
 
     Backbone config overrides in `kwargs` go to the backbone, the rest to the
     task. A preset that holds a saved task of class `cls` also restores the
-    task's own weights (its head); otherwise the head starts fresh.
+    task's own weights (its head); otherwise the head starts fresh. A
+    `transformers` checkpoint restores the head it holds.
     """
+    from keras_electra import transformers_conversion
+
+    if transformers_conversion.is_transformers_preset(preset):
+        return transformers_conversion.load_task(
+            cls, preset, load_weights, kwargs
+        )
     backbone_kwargs, task_kwargs = split_backbone_kwargs(
         cls.backbone_cls, kwargs
     )

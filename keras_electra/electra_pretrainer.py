@@ -555,7 +555,11 @@ class ElectraPretrainer(keras.Model):
                 a directory written by `save_to_preset` (both towers and the
                 tokenizer restored, to continue pre-training), or any ELECTRA
                 backbone preset (keras-hub name, handle or directory; the
-                generator then starts from scratch).
+                generator then starts from scratch), including a
+                `transformers` ELECTRA checkpoint (directory or 'hf://'
+                handle; its discriminator head too, if saved). For a
+                `transformers` generator + discriminator pair, see
+                `keras_electra.pretrainer_from_transformers`.
             load_weights: bool. Load saved weights.
             **kwargs: backbone config overrides (e.g. `vocab_size`) and
                 pretrainer arguments (e.g. `mask_rate`, `seed`).
@@ -569,6 +573,12 @@ class ElectraPretrainer(keras.Model):
         )
         ```
         """
+        from keras_electra import transformers_conversion
+
+        if transformers_conversion.is_transformers_preset(preset):
+            return transformers_conversion.load_pretrainer(
+                cls, preset, None, load_weights, kwargs
+            )
         backbone_kwargs, kwargs = electra_presets.split_backbone_kwargs(
             ElectraBackbone, kwargs
         )
