@@ -2,12 +2,11 @@
 
 import keras
 import keras_hub
-from keras_hub.src.utils import preset_utils
 
 from keras_electra import electra_presets
 from keras_electra.electra_backbone import ElectraBackbone
 from keras_electra.electra_backbone import electra_kernel_initializer
-from keras_electra.electra_tokenizer import HF_VOCABULARY_FILE
+from keras_electra.electra_tokenizer import has_tokenizer
 from keras_electra.electra_text_classifier_preprocessor import (
     ElectraTextClassifierPreprocessor,
 )
@@ -172,9 +171,7 @@ def _has_tokenizer(preset):
     if preset in electra_presets.PRESETS:
         return False
     electra_presets.check_preset(preset)
-    return preset_utils.check_file_exists(
-        preset, preset_utils.TOKENIZER_CONFIG_FILE
-    ) or preset_utils.check_file_exists(preset, HF_VOCABULARY_FILE)
+    return has_tokenizer(preset)
 
 
 def _pop_preprocessor_kwargs(kwargs):

@@ -1,7 +1,5 @@
 """ELECTRA's WordPiece tokenizer (keras-hub's, bound to our backbone)."""
 
-import os
-
 import keras
 import keras_hub
 from keras_hub.src.utils import preset_utils
@@ -10,6 +8,8 @@ from keras_electra.electra_backbone import ElectraBackbone
 
 HF_VOCABULARY_FILE = "vocab.txt"
 HF_TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
+# transformers' own (fast) tokenizer file, same name as keras-hub's config.
+HF_FAST_TOKENIZER_FILE = "tokenizer.json"
 
 
 @keras.saving.register_keras_serializable(package="keras_electra")
@@ -57,40 +57,72 @@ class ElectraTokenizer(keras_hub.models.ElectraTokenizer):
         """Load the tokenizer of a preset directory or handle.
 
         Accepts presets saved by keras_electra or keras-hub, and Hugging Face
-        checkpoint directories (a `vocab.txt`, with `do_lower_case` read from
-        `tokenizer_config.json`).
+        checkpoints: a `vocab.txt` (casing from `tokenizer_config.json`), or
+        a WordPiece `tokenizer.json` as `transformers` 5 writes it.
         """
-        if preset_utils.check_file_exists(
-            preset, preset_utils.TOKENIZER_CONFIG_FILE
-        ):
-            loader = preset_utils.get_preset_loader(preset)
-            saved = loader.load_tokenizer(cls, **kwargs)
-            if isinstance(saved, cls):
-                return saved
-            return cls.from_config(
-                {**saved.get_config(), "vocabulary": saved.get_vocabulary()}
+        if not has_tokenizer(preset):
+            raise ValueError(
+                f"Preset '{preset}' has no tokenizer (no Keras "
+                f"{preset_utils.TOKENIZER_CONFIG_FILE}, no {HF_VOCABULARY_FILE}"
+                f" and no WordPiece {HF_FAST_TOKENIZER_FILE})."
             )
-        if preset_utils.check_file_exists(preset, HF_VOCABULARY_FILE):
-            lowercase, strip_accents = True, None  # Hugging Face's defaults
-            if preset_utils.check_file_exists(
-                preset, HF_TOKENIZER_CONFIG_FILE
-            ):
-                config = preset_utils.load_json(
-                    preset, HF_TOKENIZER_CONFIG_FILE
-                )
-                lowercase = config.get("do_lower_case", True)
-                strip_accents = config.get("strip_accents")
-            path = preset_utils.get_file(preset, HF_VOCABULARY_FILE)
-            with open(path, encoding="utf-8") as file:
-                vocabulary = [line.rstrip("\n") for line in file]
-            return cls(
-                vocabulary=vocabulary,
-                lowercase=lowercase,
-                strip_accents=strip_accents,
-                **kwargs,
-            )
-        where = preset if os.path.isdir(str(preset)) else f"'{preset}'"
-        raise ValueError(
-            f"Preset {where} has no tokenizer (neither "
-            f"{preset_utils.TOKENIZER_CONFIG_FILE} nor {HF_VOCABULARY_FILE})."
+        if _is_transformers(preset):
+            return cls(**_transformers_tokenizer_config(preset), **kwargs)
+        loader = preset_utils.get_preset_loader(preset)
+        saved = loader.load_tokenizer(cls, **kwargs)
+        if isinstance(saved, cls):
+            return saved
+        return cls.from_config(
+            {**saved.get_config(), "vocabulary": saved.get_vocabulary()}
         )
+
+
+def has_tokenizer(preset):
+    """Whether the preset directory or handle holds a tokenizer we can read."""
+    exists = preset_utils.check_file_exists
+    if _is_transformers(preset):
+        return exists(preset, HF_VOCABULARY_FILE) or (
+            exists(preset, HF_FAST_TOKENIZER_FILE)
+            and preset_utils.load_json(preset, HF_FAST_TOKENIZER_FILE)
+            .get("model", {})
+            .get("type")
+            == "WordPiece"
+        )
+    return exists(preset, preset_utils.TOKENIZER_CONFIG_FILE)
+
+
+def _is_transformers(preset):
+    """A `transformers` checkpoint, or a folder with tokenizer files only."""
+    from keras_electra import transformers_conversion
+
+    if transformers_conversion.is_transformers_preset(preset):
+        return True
+    return not preset_utils.check_file_exists(
+        preset, preset_utils.CONFIG_FILE
+    )
+
+
+def _transformers_tokenizer_config(preset):
+    """Vocabulary and casing of a `transformers` BERT-style tokenizer."""
+    exists = preset_utils.check_file_exists
+    if exists(preset, HF_VOCABULARY_FILE):
+        path = preset_utils.get_file(preset, HF_VOCABULARY_FILE)
+        with open(path, encoding="utf-8") as file:
+            vocabulary = [line.rstrip("\n") for line in file]
+        lowercase, strip_accents = True, None  # transformers' defaults
+        if exists(preset, HF_TOKENIZER_CONFIG_FILE):
+            config = preset_utils.load_json(preset, HF_TOKENIZER_CONFIG_FILE)
+            lowercase = config.get("do_lower_case", True)
+            strip_accents = config.get("strip_accents")
+    else:
+        fast = preset_utils.load_json(preset, HF_FAST_TOKENIZER_FILE)
+        ids = fast["model"]["vocab"]
+        vocabulary = sorted(ids, key=ids.get)
+        normalizer = fast.get("normalizer") or {}
+        lowercase = normalizer.get("lowercase", False)
+        strip_accents = normalizer.get("strip_accents")
+    return {
+        "vocabulary": vocabulary,
+        "lowercase": lowercase,
+        "strip_accents": strip_accents,
+    }

@@ -61,6 +61,8 @@ from keras_electra.electra_pretrainer import _replace_directory
 from keras_electra.electra_question_answerer import ElectraQuestionAnswerer
 from keras_electra.electra_text_classifier import ElectraTextClassifier
 from keras_electra.electra_token_classifier import ElectraTokenClassifier
+from keras_electra.electra_tokenizer import ElectraTokenizer
+from keras_electra.electra_tokenizer import has_tokenizer
 
 CONFIG_FILE = "config.json"
 SAFETENSORS_FILE = "model.safetensors"
@@ -721,6 +723,14 @@ def load_pretrainer(cls, discriminator, generator, load_weights, kwargs):
             )
         kwargs["generator_size"] = generator_size
     backbone = _build_backbone(ElectraBackbone, discriminator, backbone_kwargs)
+    special_ids = ("pad_token_id", "cls_token_id", "sep_token_id")
+    if (
+        "tokenizer" not in kwargs
+        and not any(name in kwargs for name in special_ids + ("mask_token_id",))
+        and has_tokenizer(discriminator)
+    ):
+        # The checkpoint's vocabulary fixes the special token ids.
+        kwargs["tokenizer"] = ElectraTokenizer.from_preset(discriminator)
     pretrainer = cls(backbone, **kwargs)
     if not load_weights:
         return pretrainer

@@ -118,3 +118,18 @@ def test_original_head_has_no_transformers_counterpart(tmp_path):
     )
     with pytest.raises(ValueError, match="head='hf'"):
         keras_electra.export_to_transformers(model, tmp_path / "model")
+
+
+def test_pretrainer_takes_special_ids_from_the_checkpoint_vocabulary(tmp_path):
+    path = save(hf_model("ElectraForPreTraining", hf_config()), tmp_path / "d")
+    vocabulary = ["[PAD]", "[UNK]", "[MASK]", "[CLS]", "[SEP]"]
+    vocabulary += [f"w{i}" for i in range(128 - len(vocabulary))]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocabulary) + "\n")
+    # As transformers saves it: vocab.txt, tokenizer.json (HF's own format)
+    # and tokenizer_config.json.
+    transformers.BertTokenizerFast.from_pretrained(
+        str(tmp_path)
+    ).save_pretrained(path)
+    pretrainer = keras_electra.ElectraPretrainer.from_preset(path)
+    assert (pretrainer.mask_token_id, pretrainer.cls_token_id) == (2, 3)
+    assert pretrainer.tokenizer.get_vocabulary() == vocabulary
