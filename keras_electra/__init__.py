@@ -4,11 +4,9 @@ from keras_electra.electra_backbone import ElectraBackbone
 from keras_electra.electra_discriminator import ElectraDiscriminator
 from keras_electra.electra_generator import ElectraGenerator
 from keras_electra.electra_heads import ElectraReplacedTokenHead
-from keras_electra.electra_pretrainer import ElectraPretrainer
 from keras_electra.electra_presets import PRESETS as presets
+from keras_electra.electra_pretrainer import ElectraPretrainer
 from keras_electra.electra_question_answerer import ElectraQuestionAnswerer
-from keras_electra.transformers_conversion import export_to_transformers
-from keras_electra.transformers_conversion import pretrainer_from_transformers
 from keras_electra.electra_text_classifier import ElectraTextClassifier
 from keras_electra.electra_text_classifier_preprocessor import (
     ElectraTextClassifierPreprocessor,
@@ -16,10 +14,12 @@ from keras_electra.electra_text_classifier_preprocessor import (
 from keras_electra.electra_token_classifier import ElectraTokenClassifier
 from keras_electra.electra_token_classifier import align_word_labels
 from keras_electra.electra_tokenizer import ElectraTokenizer
-
-__version__ = "0.1.0"
 from keras_electra.optimization import FINETUNING_HYPERPARAMETERS
 from keras_electra.optimization import WarmupLinearDecay
 from keras_electra.optimization import electra_finetuning_optimizer
 from keras_electra.optimization import layer_depths
 from keras_electra.optimization import layerwise_decay
+from keras_electra.transformers_conversion import export_to_transformers
+from keras_electra.transformers_conversion import pretrainer_from_transformers
+
+__version__ = "0.1.0"

@@ -133,6 +133,54 @@ def answer_from_span(context, window, start, end):
     return context[offsets[start][0] : offsets[end][1]]
 
 
+def squad_answer(
+    context,
+    windows,
+    start_logits,
+    end_logits,
+    n_best_size=20,
+    max_answer_length=30,
+    no_answer_threshold=None,
+):
+    """The answer text for one question, over all its context windows.
+
+    Args:
+        context: str. The context the windows were cut from.
+        windows: the list `squad_windows` returned for this question.
+        start_logits, end_logits: arrays `(num_windows, sequence_length)`,
+            the model's outputs for those windows.
+        n_best_size, max_answer_length: as in `best_spans`.
+        no_answer_threshold: float or `None`. SQuAD 2.0: answer `""` when the
+            best `[CLS]` score over the windows beats the best span's by more
+            than this. `None` (SQuAD 1.1) always answers.
+
+    Returns:
+        The answer text, `""` for no answer.
+    """
+    if len(windows) != len(start_logits) or len(windows) != len(end_logits):
+        raise ValueError(
+            f"Got {len(windows)} windows but logits for {len(start_logits)} "
+            f"and {len(end_logits)}."
+        )
+    best, best_score = "", -np.inf
+    no_answer_score = -np.inf
+    for window, starts, ends in zip(windows, start_logits, end_logits):
+        context_mask = np.array([o is not None for o in window["offsets"]])
+        no_answer_score = max(no_answer_score, starts[0] + ends[0])
+        for start, end, score in best_spans(
+            starts, ends, context_mask, n_best_size, max_answer_length
+        ):
+            if score > best_score:
+                best = answer_from_span(context, window, start, end)
+                best_score = score
+    if (
+        no_answer_threshold is not None
+        and no_answer_score - best_score > no_answer_threshold
+    ):
+        return ""
+    return best
+
+
 def _piece_ids(tokenizer, text):
     return np.asarray(tokenizer(text)).tolist()
 

@@ -10,6 +10,7 @@ from conftest import numpy_tree, tiny_backbone, tiny_batch
 from keras_electra.squad import answer_from_span
 from keras_electra.squad import best_spans
 from keras_electra.squad import normalize_answer
+from keras_electra.squad import squad_answer
 from keras_electra.squad import squad_metric
 from keras_electra.squad import squad_windows
 
@@ -120,3 +121,26 @@ def test_unanswerable_questions_point_at_cls():
     assert (window["start_position"], window["end_position"]) == (0, 0)
     with pytest.raises(ValueError, match="no room"):
         squad_windows(tokenizer, "where " * 20, "A city.", sequence_length=16)
+
+
+def test_answer_is_the_best_span_over_all_windows():
+    tokenizer = keras_electra.ElectraTokenizer(QA_VOCABULARY, lowercase=True)
+    context = ("It stands in Paris, France. " * 3) + "A city on the Seine."
+    windows = squad_windows(
+        tokenizer, "Where is the tower?", context, sequence_length=16,
+        doc_stride=4,
+    )
+    start = np.zeros((len(windows), 16))
+    end = np.zeros((len(windows), 16))
+    # Make the last window point at "Seine" (pieces se ##ine), strongly.
+    last = windows[-1]
+    seine = [i for i, o in enumerate(last["offsets"])
+             if o is not None and context[o[0]:o[1]] == "Seine"]
+    start[-1, seine[0]], end[-1, seine[-1]] = 8.0, 8.0
+    assert squad_answer(context, windows, start, end) == "Seine"
+    # SQuAD 2.0: a [CLS] score far above every span means no answer.
+    start[0, 0] = end[0, 0] = 50.0
+    assert squad_answer(
+        context, windows, start, end, no_answer_threshold=0.0
+    ) == ""
+    assert squad_answer(context, windows, start, end) == "Seine"
