@@ -16,6 +16,7 @@ from keras_electra.electra_token_classifier import align_word_labels
 from keras_electra.electra_tokenizer import ElectraTokenizer
 from keras_electra.optimization import FINETUNING_HYPERPARAMETERS
 from keras_electra.optimization import WarmupLinearDecay
+from keras_electra.optimization import electra_adamw
 from keras_electra.optimization import electra_finetuning_optimizer
 from keras_electra.optimization import layer_depths
 from keras_electra.optimization import layerwise_decay

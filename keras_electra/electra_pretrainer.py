@@ -27,6 +27,7 @@ from keras_electra import electra_presets
 from keras_electra.electra_backbone import ElectraBackbone
 from keras_electra.electra_discriminator import ElectraDiscriminator
 from keras_electra.electra_generator import ElectraGenerator
+from keras_electra.optimization import electra_adamw
 
 PRETRAINER_CONFIG_FILE = "pretrainer.json"
 GENERATOR_DIR = "generator"
@@ -503,15 +504,7 @@ class ElectraPretrainer(keras.Model):
         Use a schedule (warmup, then linear decay) for real runs.
         """
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(
-                learning_rate=5e-4,
-                weight_decay=0.01,
-                epsilon=1e-6,
-                global_clipnorm=1.0,
-            )
-            optimizer.exclude_from_weight_decay(
-                var_names=["bias", "gamma", "beta"]
-            )
+            optimizer = electra_adamw(learning_rate=5e-4, global_clipnorm=1.0)
         super().compile(optimizer=optimizer, **kwargs)
 
     # === Config and presets ===

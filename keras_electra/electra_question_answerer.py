@@ -6,6 +6,7 @@ import keras_hub
 from keras_electra import electra_presets
 from keras_electra.electra_backbone import ElectraBackbone
 from keras_electra.electra_backbone import electra_kernel_initializer
+from keras_electra.optimization import electra_adamw
 
 
 @keras.saving.register_keras_serializable(package="keras_electra")
@@ -75,12 +76,7 @@ class ElectraQuestionAnswerer(keras_hub.models.Task):
         """Defaults: AdamW(1e-4, epsilon 1e-6, weight decay 0.01 off LayerNorm
         and bias) and cross-entropy over positions for start and end."""
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(
-                learning_rate=1e-4, weight_decay=0.01, epsilon=1e-6
-            )
-            optimizer.exclude_from_weight_decay(
-                var_names=["bias", "gamma", "beta"]
-            )
+            optimizer = electra_adamw(learning_rate=1e-4)
         if loss == "auto":
             loss = {
                 name: keras.losses.SparseCategoricalCrossentropy(

@@ -6,6 +6,7 @@ import keras_hub
 from keras_electra import electra_presets
 from keras_electra.electra_backbone import ElectraBackbone
 from keras_electra.electra_backbone import electra_kernel_initializer
+from keras_electra.optimization import electra_adamw
 from keras_electra.electra_tokenizer import has_tokenizer
 from keras_electra.electra_text_classifier_preprocessor import (
     ElectraTextClassifierPreprocessor,
@@ -118,12 +119,7 @@ class ElectraTextClassifier(keras_hub.models.TextClassifier):
         and bias); cross-entropy and accuracy, or for `num_classes=1` mean
         squared error and mean absolute error."""
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(
-                learning_rate=1e-4, weight_decay=0.01, epsilon=1e-6
-            )
-            optimizer.exclude_from_weight_decay(
-                var_names=["bias", "gamma", "beta"]
-            )
+            optimizer = electra_adamw(learning_rate=1e-4)
         regression = self.num_classes == 1
         if loss == "auto":
             loss = (

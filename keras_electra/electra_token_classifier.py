@@ -7,6 +7,7 @@ import numpy as np
 from keras_electra import electra_presets
 from keras_electra.electra_backbone import ElectraBackbone
 from keras_electra.electra_backbone import electra_kernel_initializer
+from keras_electra.optimization import electra_adamw
 
 
 @keras.saving.register_keras_serializable(package="keras_electra")
@@ -80,12 +81,7 @@ class ElectraTokenClassifier(keras_hub.models.Task):
         """Defaults: AdamW(1e-4, epsilon 1e-6, weight decay 0.01 off LayerNorm
         and bias), cross-entropy and accuracy weighted by `sample_weight`."""
         if optimizer == "auto":
-            optimizer = keras.optimizers.AdamW(
-                learning_rate=1e-4, weight_decay=0.01, epsilon=1e-6
-            )
-            optimizer.exclude_from_weight_decay(
-                var_names=["bias", "gamma", "beta"]
-            )
+            optimizer = electra_adamw(learning_rate=1e-4)
         if loss == "auto":
             loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         if weighted_metrics == "auto":

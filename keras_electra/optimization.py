@@ -614,14 +614,29 @@ def electra_finetuning_optimizer(
     model.compile(optimizer=optimizer)
     ```
     """
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=WarmupLinearDecay(
+    optimizer = electra_adamw(
+        WarmupLinearDecay(
             learning_rate, total_steps, warmup_fraction=warmup_fraction
         ),
+        weight_decay=weight_decay,
+    )
+    return layerwise_decay(optimizer, model, decay=layer_decay)
+
+
+def electra_adamw(learning_rate, weight_decay=0.01, **kwargs):
+    """AdamW as ELECTRA uses it: betas 0.9/0.999, epsilon 1e-6, and no
+    weight decay on LayerNorm scales and offsets or on biases.
+
+    The default optimizer of every keras_electra model's `compile()`.
+    `**kwargs` go to `keras.optimizers.AdamW` (e.g. `global_clipnorm`).
+    """
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=learning_rate,
         weight_decay=weight_decay,
         beta_1=0.9,
         beta_2=0.999,
         epsilon=1e-6,
+        **kwargs,
     )
     optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY_NAMES))
-    return layerwise_decay(optimizer, model, decay=layer_decay)
+    return optimizer
