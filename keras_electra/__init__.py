@@ -1,5 +1,16 @@
 """keras_electra: ELECTRA pre-training and fine-tuning for Keras 3."""
 
+from keras_electra import datasets
+from keras_electra.datasets import GLUE_TASKS
+from keras_electra.datasets import classification_metrics
+from keras_electra.datasets import corpus_statistics
+from keras_electra.datasets import demo_corpus
+from keras_electra.datasets import fetch_archive
+from keras_electra.datasets import load_glue
+from keras_electra.datasets import load_squad
+from keras_electra.datasets import load_text_classification_file
+from keras_electra.datasets import movie_reviews
+from keras_electra.datasets import split_sentences
 from keras_electra.electra_backbone import ElectraBackbone
 from keras_electra.electra_discriminator import ElectraDiscriminator
 from keras_electra.electra_generator import ElectraGenerator
