@@ -786,7 +786,8 @@ def movie_reviews(
 
     Returns:
         dict with `"train"`, `"dev"`, `"test"`: each
-        `{"texts": list of str, "labels": int32 array}` in file order;
+        `{"texts": list of str, "labels": int32 array, "movie_names": list
+        of str}` in file order;
         `"unlabeled"`: list of str; `"movies"`: dict split -> sorted movie
         names.
 
@@ -859,7 +860,8 @@ def movie_reviews(
         )
     split_of = {movie: split_of_group[g] for movie, g in group_of.items()}
     result = {
-        split: {"texts": [], "labels": []} for split in ("train", "dev", "test")
+        split: {"texts": [], "labels": [], "movie_names": []}
+        for split in ("train", "dev", "test")
     }
     unlabeled = []
     for category, text, movie in rows:
@@ -870,6 +872,7 @@ def movie_reviews(
         else:
             result[split]["texts"].append(text)
             result[split]["labels"].append(_MOVIE_LABELS[category])
+            result[split]["movie_names"].append(movie)
     for split in result.values():
         split["labels"] = np.array(split["labels"], dtype="int32")
     result["unlabeled"] = unlabeled
