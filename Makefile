@@ -29,9 +29,11 @@ test: install
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi
 
-# A short pre-training run on bundled sentences; losses are printed as they fall.
+# The main job: fetch the data, pre-train a small ELECTRA, fine-tune it on
+# movie reviews next to the same classifier from scratch (recipes/demo.py;
+# DEMO_FLAGS="--minutes 10" and so on change it).
 demo: install
-	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(PY) recipes/demo_pretrain.py
+	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(PY) recipes/demo.py $(DEMO_FLAGS)
 
 clean:
 	rm -rf $(VENV) out

