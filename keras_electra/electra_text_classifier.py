@@ -13,11 +13,12 @@ from keras_electra.electra_text_classifier_preprocessor import (
 )
 
 HEADS = ("hf", "original")
+POOLINGS = ("cls", "mean")
 
 
 @keras.saving.register_keras_serializable(package="keras_electra")
 class ElectraTextClassifier(keras_hub.models.TextClassifier):
-    """An ELECTRA discriminator with a classification head on `[CLS]`.
+    """An ELECTRA discriminator with a classification head.
 
     Two heads:
     - `head="hf"` (default): dropout, dense(hidden, exact GELU), dropout,
@@ -25,6 +26,14 @@ class ElectraTextClassifier(keras_hub.models.TextClassifier):
       `ElectraForSequenceClassification`, so its checkpoints convert.
     - `head="original"`: the original ELECTRA's, the backbone's pooled
       output (dense + tanh on `[CLS]`), dropout, dense(num_classes).
+
+    `pooling="mean"` feeds the `"hf"` head the average of the real tokens'
+    vectors instead of `[CLS]`'s. ELECTRA's pre-training never trains the
+    `[CLS]` vector (the discriminator only learns that `[CLS]` is never
+    replaced), so after short pre-training the `[CLS]` head can sit at the
+    majority class for epochs while the mean of the token vectors works at
+    once (see the README's demo section). Mean pooling has no
+    `transformers` equivalent, so such a classifier does not export.
 
     `num_classes=1` makes it a regression model (e.g. STS-B): one output,
     mean squared error.
@@ -36,6 +45,8 @@ class ElectraTextClassifier(keras_hub.models.TextClassifier):
             model takes packed `{"token_ids", "segment_ids",
             "padding_mask"}`).
         head: `"hf"` or `"original"`.
+        pooling: `"cls"` (default, as the paper and `transformers`) or
+            `"mean"` (masked mean over the tokens; `"hf"` head only).
         dropout: float. Dropout rate of the head.
 
     Example:
@@ -68,6 +79,7 @@ class ElectraTextClassifier(keras_hub.models.TextClassifier):
         num_classes,
         preprocessor=None,
         head="hf",
+        pooling="cls",
         dropout=0.1,
         **kwargs,
     ):
@@ -78,6 +90,15 @@ class ElectraTextClassifier(keras_hub.models.TextClassifier):
             )
         if head not in HEADS:
             raise ValueError(f"`head` must be one of {HEADS}, got {head!r}.")
+        if pooling not in POOLINGS:
+            raise ValueError(
+                f"`pooling` must be one of {POOLINGS}, got {pooling!r}."
+            )
+        if head == "original" and pooling != "cls":
+            raise ValueError(
+                "`head='original'` reads the backbone's pooled `[CLS]` "
+                "output; use `pooling='cls'` with it."
+            )
         # === Layers ===
         self.backbone = backbone
         self.preprocessor = preprocessor
@@ -103,7 +124,13 @@ class ElectraTextClassifier(keras_hub.models.TextClassifier):
         inputs = backbone.input
         outputs = backbone(inputs)
         if head == "hf":
-            x = self.classifier_dropout(outputs["sequence_output"][:, 0, :])
+            if pooling == "mean":
+                x = masked_mean(
+                    outputs["sequence_output"], inputs["padding_mask"]
+                )
+            else:
+                x = outputs["sequence_output"][:, 0, :]
+            x = self.classifier_dropout(x)
             x = self.classifier_dropout(self.classifier_dense(x))
         else:
             x = self.classifier_dropout(outputs["pooled_output"])
@@ -111,6 +138,7 @@ class ElectraTextClassifier(keras_hub.models.TextClassifier):
         # === Config === (before the base class compiles with the defaults)
         self.num_classes = num_classes
         self.head = head
+        self.pooling = pooling
         self.dropout = dropout
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
 
@@ -146,6 +174,7 @@ class ElectraTextClassifier(keras_hub.models.TextClassifier):
             {
                 "num_classes": self.num_classes,
                 "head": self.head,
+                "pooling": self.pooling,
                 "dropout": self.dropout,
             }
         )
@@ -161,6 +190,15 @@ class ElectraTextClassifier(keras_hub.models.TextClassifier):
                 preset, **_pop_preprocessor_kwargs(kwargs)
             )
         return electra_presets.load_task(cls, preset, load_weights, kwargs)
+
+
+def masked_mean(sequence, padding_mask):
+    """Average of the vectors where `padding_mask` is set."""
+    weights = keras.ops.cast(
+        keras.ops.expand_dims(padding_mask, -1), sequence.dtype
+    )
+    total = keras.ops.sum(sequence * weights, axis=1)
+    return total / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
 
 
 def _has_tokenizer(preset):

@@ -371,6 +371,12 @@ def _text_classifier_head_entries(classifier):
             "Only `head='hf'` has a `transformers` counterpart "
             f"(ElectraForSequenceClassification); got head={classifier.head!r}."
         )
+    if classifier.pooling != "cls":
+        raise ValueError(
+            "`transformers`' ElectraForSequenceClassification reads `[CLS]`; "
+            f"a classifier with pooling={classifier.pooling!r} has no "
+            "counterpart there."
+        )
     return _dense("classifier.dense", classifier.classifier_dense) + _dense(
         "classifier.out_proj", classifier.output_dense
     )

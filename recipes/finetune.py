@@ -147,6 +147,14 @@ def build_parser():
         help="Classifier head (see ElectraTextClassifier).",
     )
     training.add_argument(
+        "--pooling",
+        choices=["cls", "mean"],
+        default="cls",
+        help="What the 'hf' head reads: the [CLS] vector (the paper) or the "
+        "mean of the token vectors (better after short pre-training, which "
+        "never trains [CLS]; see the README).",
+    )
+    training.add_argument(
         "--bf16", action="store_true", help="Train in mixed_bfloat16."
     )
     training.add_argument(
@@ -271,6 +279,7 @@ def main(argv=None):
         args.preset,
         num_classes=num_classes,
         head=args.head,
+        pooling=args.pooling,
         load_weights=not args.from_scratch,
         preprocessor=None,
     )
@@ -319,6 +328,7 @@ def main(argv=None):
         "epochs": epochs,
         "learning_rate": learning_rate,
         "layer_decay": layer_decay,
+        "pooling": args.pooling,
         "seed": args.seed,
         "seconds": round(time.time() - start, 1),
         "history": history,

@@ -95,6 +95,40 @@ def test_original_head_uses_the_pooler():
     assert original.predict(["a cat"], verbose=0).shape == (1, 2)
 
 
+def test_mean_pooling_averages_the_real_tokens_only():
+    classifier = keras_electra.ElectraTextClassifier(
+        tiny_backbone(vocab_size=len(VOCABULARY)), 2, pooling="mean",
+        dropout=0.0,
+    )
+    x = numpy_tree(tiny_preprocessor()(x=["the good movie"]))
+    logits = classifier.predict(x, verbose=0)
+    # The head on the masked mean of the backbone's token vectors.
+    sequence = keras.ops.convert_to_numpy(
+        classifier.backbone(x)["sequence_output"]
+    )
+    real = x["padding_mask"][0].astype(bool)
+    mean = sequence[0][real].mean(axis=0, keepdims=True)
+    expected = classifier.output_dense(classifier.classifier_dense(mean))
+    np.testing.assert_allclose(
+        logits, keras.ops.convert_to_numpy(expected), atol=1e-5
+    )
+    # Padding does not change the result.
+    longer = numpy_tree(
+        tiny_preprocessor(sequence_length=20)(x=["the good movie"])
+    )
+    classifier_20 = keras_electra.ElectraTextClassifier(
+        classifier.backbone, 2, pooling="mean", dropout=0.0
+    )
+    classifier_20.set_weights(classifier.get_weights())
+    np.testing.assert_allclose(
+        classifier_20.predict(longer, verbose=0), logits, atol=1e-5
+    )
+    with pytest.raises(ValueError, match="pooling"):
+        tiny_classifier(head="original", pooling="mean")
+    with pytest.raises(ValueError, match="pooling"):
+        tiny_classifier(pooling="max")
+
+
 def test_bad_num_classes_and_head():
     with pytest.raises(ValueError, match="num_classes"):
         tiny_classifier(num_classes=0)
