@@ -11,6 +11,20 @@ Every training step, inside the compiled step and on the device:
 5. discriminate: the discriminator scores every token of the corrupted text;
 6. loss: `generator_weight * MLM loss + discriminator_weight * RTD loss`,
    one optimizer over both towers, which share their embeddings.
+
+The same step runs BERT-style masked language modelling and the paper's
+ablations (Section 3.2), selected with `objective`; step 1 is shared by all:
+
+- `"electra"`: the above.
+- `"electra_15"`: step 6's RTD loss only over the masked positions.
+- `"mlm"`: no generator; the encoder itself, with a tied MLM head, predicts
+  the original tokens at the masked positions (BERT's 80/10/10 masking).
+- `"replace_mlm"`: steps 1-4, then the encoder predicts the original tokens
+  at the masked positions, which hold generator samples instead of `[MASK]`.
+- `"all_tokens_mlm"`: as `"replace_mlm"`, but the encoder predicts every
+  token, through a copy mechanism: a sigmoid gate `D` (the RTD head, trained
+  with the ELECTRA loss too) puts `D` on the input token and `1 - D` on the
+  MLM softmax.
 """
 
 import json
@@ -23,6 +37,7 @@ import keras
 from keras import ops
 from keras_hub.src.utils import preset_utils
 
+from keras_electra import distribution
 from keras_electra import electra_presets
 from keras_electra.electra_backbone import ElectraBackbone
 from keras_electra.electra_discriminator import ElectraDiscriminator
@@ -31,6 +46,16 @@ from keras_electra.optimization import electra_adamw
 
 PRETRAINER_CONFIG_FILE = "pretrainer.json"
 GENERATOR_DIR = "generator"
+# The MLM head of an encoder that also has the RTD head (all_tokens_mlm).
+MLM_HEAD_WEIGHTS_FILE = "mlm_head.weights.h5"
+OBJECTIVES = ("electra", "electra_15", "mlm", "replace_mlm", "all_tokens_mlm")
+# Which parts each objective trains: a generator, the replaced-token-
+# detection (RTD) head and an MLM head on the encoder.
+_HAS_GENERATOR = ("electra", "electra_15", "replace_mlm", "all_tokens_mlm")
+_HAS_RTD_HEAD = ("electra", "electra_15", "all_tokens_mlm")
+_HAS_MLM_HEAD = ("mlm", "replace_mlm", "all_tokens_mlm")
+# Default (mask_token_rate, random_token_rate): ELECTRA's and BERT's.
+_MASKING_DEFAULTS = {"electra": (0.85, 0.0), "mlm": (0.8, 0.1)}
 SPECIAL_TOKENS = {
     "pad_token_id": "[PAD]",
     "cls_token_id": "[CLS]",
@@ -43,6 +68,12 @@ SPECIAL_TOKENS = {
 class ElectraPretrainer(keras.Model):
     """ELECTRA generator + discriminator, pre-trained with `fit()`.
 
+    Also BERT-style MLM and the paper's ablations (`objective`). Whatever
+    the objective, the encoder to fine-tune is `pretrainer.backbone` (the
+    discriminator's backbone where there is one), and `save_to_preset`
+    writes a directory that every task class (e.g.
+    `ElectraTextClassifier.from_preset(dir, num_classes=2)`) loads.
+
     `fit()` and `evaluate()` take batches of `{"token_ids", "segment_ids",
     "padding_mask"}` integer arrays of shape `(batch, sequence_length)` and no
     labels: masking, sampling and labelling happen inside the step, on the
@@ -54,10 +85,35 @@ class ElectraPretrainer(keras.Model):
     a trainable pooler again.
 
     Args:
-        backbone: `ElectraBackbone`, the discriminator's encoder.
+        backbone: `ElectraBackbone`, the discriminator's encoder (the
+            encoder being pre-trained, whatever the objective).
+        objective: string, one of:
+            - `"electra"` (default): replaced-token detection, the
+              discriminator's loss over all real tokens.
+            - `"electra_15"`: the same, with the discriminator's loss only
+              over the masked positions.
+            - `"mlm"`: BERT-style masked language modelling: no generator,
+              `backbone` with a tied MLM head (`pretrainer.masked_lm`)
+              predicts the original tokens at the masked positions; the
+              loss counts those positions only. Masking defaults to BERT's
+              80/10/10.
+            - `"replace_mlm"`: the masked positions hold generator samples
+              instead of `[MASK]`; `backbone` with an MLM head predicts the
+              original tokens there. Loss: `generator_weight *` generator
+              loss `+` MLM loss.
+            - `"all_tokens_mlm"`: as `"replace_mlm"`, but predicting every
+              token through a copy mechanism: the RTD head's sigmoid gives
+              `D` = P(original), and the output distribution is `D` on the
+              input token plus `1 - D` times the MLM softmax. Loss:
+              `generator_weight *` generator loss `+` MLM loss over all real
+              tokens `+ discriminator_weight *` the ELECTRA loss on the gate.
+            Metrics: `loss`; `generator_*` and `replaced_fraction` with a
+            generator; `discriminator_*` with the RTD head; `mlm_loss` and
+            `mlm_accuracy` with an MLM head.
         generator_size: float. Generator width as a fraction of the
             discriminator's (hidden `round(h * generator_size)`, one head per
-            64 units, feed-forward 4x hidden, same depth).
+            64 units, feed-forward 4x hidden, same depth). Unused by
+            `"mlm"`, like the other generator settings.
         tie_embeddings: bool. Share the token, position and segment
             embeddings and their LayerNorm between the towers (the original).
             `False` gives the generator its own.
@@ -66,13 +122,16 @@ class ElectraPretrainer(keras.Model):
         mask_rate: float in (0, 1). Fraction of the real tokens to mask; at
             most `int((mask_rate + 0.005) * sequence_length)` per sequence.
         mask_token_rate: float. Of the masked tokens, the fraction shown to
-            the generator as `[MASK]` (0.85 in ELECTRA, 0.8 in BERT).
+            the generator (the encoder with `"mlm"`) as `[MASK]`. Default
+            0.85 (ELECTRA), 0.8 (BERT) with `objective="mlm"`.
         random_token_rate: float. Of the masked tokens, the fraction shown as
-            a random token (0.0 in ELECTRA, 0.1 in BERT). The rest stay as
-            they are.
+            a random token. Default 0.0 (ELECTRA), 0.1 (BERT) with
+            `objective="mlm"`. The rest stay as they are.
         temperature: float. Softmax temperature for sampling replacements.
         generator_weight: float. Weight of the generator's MLM loss.
-        discriminator_weight: float. Weight of the discriminator's loss.
+        discriminator_weight: float. Weight of the discriminator's loss
+            (of the gate's ELECTRA loss with `"all_tokens_mlm"`). The
+            encoder's own MLM loss has weight 1.
         pad_token_id, cls_token_id, sep_token_id, mask_token_id: int. Special
             token ids (BERT-uncased defaults); taken from `tokenizer` if set.
         tokenizer: optional keras-hub WordPiece tokenizer (e.g.
@@ -97,12 +156,13 @@ class ElectraPretrainer(keras.Model):
     def __init__(
         self,
         backbone,
+        objective="electra",
         generator_size=0.25,
         tie_embeddings=True,
         uniform_generator=False,
         mask_rate=0.15,
-        mask_token_rate=0.85,
-        random_token_rate=0.0,
+        mask_token_rate=None,
+        random_token_rate=None,
         temperature=1.0,
         generator_weight=1.0,
         discriminator_weight=50.0,
@@ -120,6 +180,23 @@ class ElectraPretrainer(keras.Model):
                 f"(`ElectraBackbone.from_preset` converts keras-hub presets); "
                 f"got {type(backbone).__name__}."
             )
+        if objective not in OBJECTIVES:
+            raise ValueError(
+                f"`objective` must be one of {', '.join(OBJECTIVES)}; got "
+                f"{objective!r}."
+            )
+        if uniform_generator and objective not in _HAS_GENERATOR:
+            raise ValueError(
+                f"`uniform_generator=True` needs a generator; objective "
+                f"{objective!r} has none."
+            )
+        default_rates = _MASKING_DEFAULTS.get(
+            objective, _MASKING_DEFAULTS["electra"]
+        )
+        if mask_token_rate is None:
+            mask_token_rate = default_rates[0]
+        if random_token_rate is None:
+            random_token_rate = default_rates[1]
         if not 0 < mask_rate < 1:
             raise ValueError(f"`mask_rate` must be in (0, 1), got {mask_rate}.")
         if not (
@@ -151,46 +228,51 @@ class ElectraPretrainer(keras.Model):
                     f"`{name}={token_id}` is outside the vocabulary "
                     f"[0, {backbone.vocab_size})."
                 )
-        generator_config = ElectraBackbone.generator_config(
-            backbone.get_config(), generator_size
-        )
-        generator_config.update(name="generator_backbone", dtype=backbone.dtype_policy)
+        if objective in _HAS_GENERATOR:
+            generator_config = ElectraBackbone.generator_config(
+                backbone.get_config(), generator_size
+            )
+            generator_config.update(
+                name="generator_backbone", dtype=backbone.dtype_policy
+            )
         super().__init__(**kwargs)
 
         # === Layers ===
-        generator_backbone = ElectraBackbone(
-            **generator_config,
-            embedding_owner=backbone if tie_embeddings else None,
-        )
         # The poolers take no part in pre-training (in the original they get
         # no gradient); freezing them keeps weight decay off them.
         backbone.pooled_dense.trainable = False
-        generator_backbone.pooled_dense.trainable = False
-        self.discriminator = ElectraDiscriminator(
-            backbone, name="discriminator", compile=False
-        )
-        self.generator = ElectraGenerator(
-            generator_backbone, name="generator", compile=False
-        )
+        # Parts an objective does without are `None`.
+        self.generator = self.discriminator = self.masked_lm = None
+        # The generator's variables live under "generator/": both towers
+        # have e.g. "transformer_layer_0/...", and on PyTorch variables with
+        # the same path collide (one tower's would miss `zero_grad`).
+        if objective in _HAS_GENERATOR:
+            with keras.name_scope("generator"):
+                generator_backbone = ElectraBackbone(
+                    **generator_config,
+                    embedding_owner=backbone if tie_embeddings else None,
+                )
+            generator_backbone.pooled_dense.trainable = False
+        if objective in _HAS_RTD_HEAD:
+            self.discriminator = ElectraDiscriminator(
+                backbone, name="discriminator", compile=False
+            )
+        if objective in _HAS_GENERATOR:
+            with keras.name_scope("generator"):
+                self.generator = ElectraGenerator(
+                    generator_backbone, name="generator", compile=False
+                )
+        if objective in _HAS_MLM_HEAD:
+            # The encoder with its own tied MLM head: a BERT-style MaskedLM.
+            self.masked_lm = ElectraGenerator(
+                backbone, name="masked_lm", compile=False
+            )
         self.tokenizer = tokenizer
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self.generator_loss_tracker = keras.metrics.Mean("generator_loss")
-        self.generator_accuracy = keras.metrics.Mean("generator_accuracy")
-        self.discriminator_loss_tracker = keras.metrics.Mean(
-            "discriminator_loss"
-        )
-        self.discriminator_accuracy = keras.metrics.Mean(
-            "discriminator_accuracy"
-        )
-        self.discriminator_precision = keras.metrics.Precision(
-            thresholds=0.5, name="discriminator_precision"
-        )
-        self.discriminator_recall = keras.metrics.Recall(
-            thresholds=0.5, name="discriminator_recall"
-        )
-        self.replaced_fraction = keras.metrics.Mean("replaced_fraction")
+        self._create_metrics(objective)
 
         # === Config ===
+        self.objective = objective
         self.generator_size = generator_size
         self.tie_embeddings = tie_embeddings
         self.uniform_generator = uniform_generator
@@ -204,64 +286,149 @@ class ElectraPretrainer(keras.Model):
         for name, token_id in special_ids.items():
             setattr(self, name, token_id)
 
+    def _create_metrics(self, objective):
+        """The trackers of the objective's losses; the others are `None`."""
+        generator = objective in _HAS_GENERATOR
+        rtd_head = objective in _HAS_RTD_HEAD
+        mlm_head = objective in _HAS_MLM_HEAD
+        Mean, Precision, Recall = (
+            keras.metrics.Mean,
+            keras.metrics.Precision,
+            keras.metrics.Recall,
+        )
+
+        def metric(present, cls, name, **kwargs):
+            return cls(name=name, **kwargs) if present else None
+
+        self.generator_loss_tracker = metric(generator, Mean, "generator_loss")
+        self.generator_accuracy = metric(generator, Mean, "generator_accuracy")
+        self.discriminator_loss_tracker = metric(
+            rtd_head, Mean, "discriminator_loss"
+        )
+        self.discriminator_accuracy = metric(
+            rtd_head, Mean, "discriminator_accuracy"
+        )
+        self.discriminator_precision = metric(
+            rtd_head, Precision, "discriminator_precision", thresholds=0.5
+        )
+        self.discriminator_recall = metric(
+            rtd_head, Recall, "discriminator_recall", thresholds=0.5
+        )
+        self.replaced_fraction = metric(generator, Mean, "replaced_fraction")
+        self.mlm_loss_tracker = metric(mlm_head, Mean, "mlm_loss")
+        self.mlm_accuracy = metric(mlm_head, Mean, "mlm_accuracy")
+
     @property
     def backbone(self):
-        """The discriminator's backbone."""
-        return self.discriminator.backbone
+        """The encoder being pre-trained (the discriminator's backbone)."""
+        if self.discriminator is not None:
+            return self.discriminator.backbone
+        return self.masked_lm.backbone
 
-    # === The ELECTRA step ===
+    # === The pre-training step ===
 
     def call(self, inputs, training=False):
         token_ids, segment_ids, padding_mask = self._unpack(inputs)
+        # 1. Mask (every objective).
         masked = self._mask(token_ids, padding_mask)
-        generator_inputs = {
-            "token_ids": masked["masked_token_ids"],
-            "segment_ids": segment_ids,
-            "padding_mask": padding_mask,
+        targets = ops.take_along_axis(
+            token_ids, masked["mask_positions"], axis=1
+        )
+        outputs = {
+            "masked_token_ids": masked["masked_token_ids"],
             "mask_positions": masked["mask_positions"],
+            "mask_weights": masked["mask_weights"],
+            "padding_mask": ops.cast(padding_mask, "float32"),
         }
-        if self.uniform_generator:
-            # All-zero logits: the Gumbel-max sample is uniform over the vocab.
-            generator_logits = ops.zeros(
-                ops.shape(masked["mask_positions"]) + (self.backbone.vocab_size,)
-            )
+        # 2-4. Generate, sample and label (objectives with a generator).
+        if self.generator is None:
+            encoder_token_ids = masked["masked_token_ids"]
         else:
-            generator_logits = self.generator(
-                generator_inputs, training=training
+            generator_logits = self._generate(
+                masked, segment_ids, padding_mask, training
             )
-        generator_logits = ops.cast(generator_logits, "float32")
-        sampled_ids = self._sample(generator_logits)
-        # Scatter the samples into the sequence (positions are distinct).
-        sampled_dense = ops.sum(
-            masked["mask_one_hot"] * ops.expand_dims(sampled_ids, -1), axis=1
-        )
-        corrupted_ids = ops.where(masked["is_masked"], sampled_dense, token_ids)
-        # A sample equal to the original counts as original.
-        replaced = ops.cast(
-            ops.not_equal(corrupted_ids, token_ids), "int32"
-        )
-        discriminator_logits = self.discriminator(
+            sampled_ids = self._sample(generator_logits)
+            # Scatter the samples into the sequence (positions are distinct).
+            sampled_dense = ops.sum(
+                masked["mask_one_hot"] * ops.expand_dims(sampled_ids, -1),
+                axis=1,
+            )
+            encoder_token_ids = ops.where(
+                masked["is_masked"], sampled_dense, token_ids
+            )
+            outputs.update(
+                {
+                    "generator_targets": targets,
+                    "generator_logits": generator_logits,
+                    "sampled_token_ids": sampled_ids,
+                    "corrupted_token_ids": encoder_token_ids,
+                    # A sample equal to the original counts as original.
+                    "replaced": ops.cast(
+                        ops.not_equal(encoder_token_ids, token_ids), "int32"
+                    ),
+                }
+            )
+        # 5. The encoder reads the corrupted (or, for MLM, masked) text once;
+        # each of its heads reads the encoder's output.
+        sequence_output = self.backbone(
             {
-                "token_ids": corrupted_ids,
+                "token_ids": encoder_token_ids,
                 "segment_ids": segment_ids,
                 "padding_mask": padding_mask,
             },
             training=training,
+        )["sequence_output"]
+        if self.discriminator is not None:
+            discriminator_logits = self.discriminator.replaced_token_head(
+                sequence_output
+            )
+            if self.objective == "electra_15":
+                discriminator_weights = ops.cast(masked["is_masked"], "float32")
+            else:
+                discriminator_weights = outputs["padding_mask"]
+            outputs["discriminator_logits"] = ops.cast(
+                discriminator_logits, "float32"
+            )
+            outputs["discriminator_weights"] = discriminator_weights
+        if self.masked_lm is not None:
+            if self.objective == "all_tokens_mlm":
+                # Every position, in order: (batch, sequence_length).
+                mlm_positions = ops.zeros_like(token_ids) + ops.arange(
+                    ops.shape(token_ids)[1], dtype="int32"
+                )
+                mlm_targets, mlm_weights = token_ids, outputs["padding_mask"]
+            else:
+                mlm_positions = masked["mask_positions"]
+                mlm_targets, mlm_weights = targets, masked["mask_weights"]
+            mlm_logits = self.masked_lm.masked_lm_head(
+                sequence_output, mask_positions=mlm_positions
+            )
+            outputs.update(
+                {
+                    "mlm_logits": ops.cast(mlm_logits, "float32"),
+                    "mlm_targets": mlm_targets,
+                    "mlm_weights": mlm_weights,
+                }
+            )
+        return outputs
+
+    def _generate(self, masked, segment_ids, padding_mask, training):
+        """The generator's logits at the masked positions (float32)."""
+        if self.uniform_generator:
+            # All-zero logits: the Gumbel-max sample is uniform over the vocab.
+            return ops.zeros(
+                ops.shape(masked["mask_positions"]) + (self.backbone.vocab_size,)
+            )
+        generator_logits = self.generator(
+            {
+                "token_ids": masked["masked_token_ids"],
+                "segment_ids": segment_ids,
+                "padding_mask": padding_mask,
+                "mask_positions": masked["mask_positions"],
+            },
+            training=training,
         )
-        return {
-            "masked_token_ids": masked["masked_token_ids"],
-            "mask_positions": masked["mask_positions"],
-            "mask_weights": masked["mask_weights"],
-            "generator_targets": ops.take_along_axis(
-                token_ids, masked["mask_positions"], axis=1
-            ),
-            "generator_logits": generator_logits,
-            "sampled_token_ids": sampled_ids,
-            "corrupted_token_ids": corrupted_ids,
-            "replaced": replaced,
-            "discriminator_logits": ops.cast(discriminator_logits, "float32"),
-            "padding_mask": ops.cast(padding_mask, "float32"),
-        }
+        return ops.cast(generator_logits, "float32")
 
     def _mask(self, token_ids, padding_mask):
         """Choose the masked positions and build the generator's input."""
@@ -347,54 +514,69 @@ class ElectraPretrainer(keras.Model):
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
-        mask_weights = y_pred["mask_weights"]
-        padding_mask = y_pred["padding_mask"]
-        replaced = y_pred["replaced"]
-        generator_losses = keras.losses.sparse_categorical_crossentropy(
-            y_pred["generator_targets"],
-            y_pred["generator_logits"],
-            from_logits=True,
-        )
-        generator_loss = ops.sum(generator_losses * mask_weights) / (
-            ops.sum(mask_weights) + 1e-6
-        )
-        discriminator_losses = ops.binary_crossentropy(
-            ops.cast(replaced, "float32"),
-            y_pred["discriminator_logits"],
-            from_logits=True,
-        )
-        discriminator_loss = ops.sum(discriminator_losses * padding_mask) / (
-            ops.sum(padding_mask) + 1e-6
-        )
-        loss = (
-            self.generator_weight * generator_loss
-            + self.discriminator_weight * discriminator_loss
-        )
-
-        generator_correct = ops.equal(
-            ops.argmax(y_pred["generator_logits"], axis=-1),
-            y_pred["generator_targets"],
-        )
-        probabilities = ops.sigmoid(y_pred["discriminator_logits"])
-        discriminator_correct = ops.equal(
-            ops.cast(probabilities > 0.5, "int32"), replaced
-        )
-        self.generator_loss_tracker.update_state(generator_loss)
-        self.generator_accuracy.update_state(
-            generator_correct, sample_weight=mask_weights
-        )
-        self.discriminator_loss_tracker.update_state(discriminator_loss)
-        self.discriminator_accuracy.update_state(
-            discriminator_correct, sample_weight=padding_mask
-        )
-        self.discriminator_precision.update_state(
-            replaced, probabilities, sample_weight=padding_mask
-        )
-        self.discriminator_recall.update_state(
-            replaced, probabilities, sample_weight=padding_mask
-        )
-        self.replaced_fraction.update_state(replaced, sample_weight=padding_mask)
-        return loss
+        loss = 0.0
+        if "generator_logits" in y_pred:
+            generator_loss, generator_correct = _masked_lm_loss(
+                y_pred["generator_logits"],
+                y_pred["generator_targets"],
+                y_pred["mask_weights"],
+            )
+            loss += self.generator_weight * generator_loss
+            self.generator_loss_tracker.update_state(generator_loss)
+            self.generator_accuracy.update_state(
+                generator_correct, sample_weight=y_pred["mask_weights"]
+            )
+            self.replaced_fraction.update_state(
+                y_pred["replaced"], sample_weight=y_pred["padding_mask"]
+            )
+        if "discriminator_logits" in y_pred:
+            replaced = y_pred["replaced"]
+            weights = y_pred["discriminator_weights"]
+            discriminator_losses = ops.binary_crossentropy(
+                ops.cast(replaced, "float32"),
+                y_pred["discriminator_logits"],
+                from_logits=True,
+            )
+            discriminator_loss = ops.sum(discriminator_losses * weights) / (
+                ops.sum(weights) + 1e-6
+            )
+            loss += self.discriminator_weight * discriminator_loss
+            probabilities = ops.sigmoid(y_pred["discriminator_logits"])
+            discriminator_correct = ops.equal(
+                ops.cast(probabilities > 0.5, "int32"), replaced
+            )
+            self.discriminator_loss_tracker.update_state(discriminator_loss)
+            self.discriminator_accuracy.update_state(
+                discriminator_correct, sample_weight=weights
+            )
+            self.discriminator_precision.update_state(
+                replaced, probabilities, sample_weight=weights
+            )
+            self.discriminator_recall.update_state(
+                replaced, probabilities, sample_weight=weights
+            )
+        if "mlm_logits" in y_pred:
+            if self.objective == "all_tokens_mlm":
+                mlm_loss, mlm_correct = _copy_mechanism_loss(
+                    y_pred["mlm_logits"],
+                    y_pred["mlm_targets"],
+                    y_pred["mlm_weights"],
+                    y_pred["corrupted_token_ids"],
+                    y_pred["discriminator_logits"],
+                )
+            else:
+                mlm_loss, mlm_correct = _masked_lm_loss(
+                    y_pred["mlm_logits"],
+                    y_pred["mlm_targets"],
+                    y_pred["mlm_weights"],
+                )
+            loss += mlm_loss
+            self.mlm_loss_tracker.update_state(mlm_loss)
+            self.mlm_accuracy.update_state(
+                mlm_correct, sample_weight=y_pred["mlm_weights"]
+            )
+        # Under a TensorFlow strategy the replicas' gradients are summed.
+        return distribution.scale_loss_for_replicas(loss)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         # Every metric is updated in `compute_loss`, which sees the masks.
@@ -514,6 +696,7 @@ class ElectraPretrainer(keras.Model):
         config.update(
             {
                 "backbone": keras.layers.serialize(self.backbone),
+                "objective": self.objective,
                 "generator_size": self.generator_size,
                 "tie_embeddings": self.tie_embeddings,
                 "uniform_generator": self.uniform_generator,
@@ -545,8 +728,10 @@ class ElectraPretrainer(keras.Model):
         Args:
             preset: a built-in name (`"electra_small"`, ..., randomly
                 initialised, with the paper's generator size and mask rate),
-                a directory written by `save_to_preset` (both towers and the
-                tokenizer restored, to continue pre-training), or any ELECTRA
+                a directory written by `save_to_preset` (the same objective,
+                its towers and heads and the tokenizer restored, to continue
+                pre-training; with another `objective=...`, the parts both
+                objectives have are restored), or any ELECTRA
                 backbone preset (keras-hub name, handle or directory; the
                 generator then starts from scratch), including a
                 `transformers` ELECTRA checkpoint (directory or 'hf://'
@@ -591,35 +776,71 @@ class ElectraPretrainer(keras.Model):
             config["tokenizer"] = loader.load_tokenizer(None)
         pretrainer = cls(backbone, **{**config, **kwargs})
         if load_weights and config:
-            pretrainer.discriminator.load_task_weights(
+            pretrainer._load_saved_heads(preset)
+        return pretrainer
+
+    def _load_saved_heads(self, preset):
+        """Load the heads and generator saved in `preset`, where we have them.
+
+        The encoder is loaded already. The preset's task is the
+        discriminator, or the MLM model for objectives without one.
+        """
+        task_class = preset_utils.check_config_class(
+            preset_utils.load_json(preset, preset_utils.TASK_CONFIG_FILE)
+        )
+        task = {
+            ElectraDiscriminator: self.discriminator,
+            ElectraGenerator: self.masked_lm,
+        }.get(task_class)
+        if task is not None:
+            task.load_task_weights(
                 preset_utils.get_file(preset, preset_utils.TASK_WEIGHTS_FILE)
             )
-            generator_preset = os.path.join(preset, GENERATOR_DIR)
-            pretrainer.generator.backbone.load_weights(
+        mlm_head_weights = os.path.join(preset, MLM_HEAD_WEIGHTS_FILE)
+        if self.masked_lm is not None and os.path.exists(mlm_head_weights):
+            self.masked_lm.load_task_weights(mlm_head_weights)
+        generator_preset = os.path.join(preset, GENERATOR_DIR)
+        if self.generator is not None and os.path.isdir(generator_preset):
+            self.generator.backbone.load_weights(
                 os.path.join(generator_preset, preset_utils.MODEL_WEIGHTS_FILE)
             )
-            pretrainer.generator.load_task_weights(
+            self.generator.load_task_weights(
                 os.path.join(generator_preset, preset_utils.TASK_WEIGHTS_FILE)
             )
-        return pretrainer
 
     def save_to_preset(self, preset_dir):
         """Save both towers (and the tokenizer) as a preset directory.
 
         The directory is a discriminator preset (loadable with
-        `ElectraDiscriminator.from_preset`, `ElectraBackbone.from_preset` and
+        `ElectraDiscriminator.from_preset`, `ElectraBackbone.from_preset`,
+        any task's `from_preset` and
         `keras_hub.models.ElectraBackbone.from_preset`), with the generator
-        in `generator/` and the pre-training settings in `pretrainer.json`.
-        It is written to a temporary folder first and moved into place, so a
-        failure never leaves a half-written preset behind.
+        in `generator/` and the pre-training settings, the objective
+        included, in `pretrainer.json`. Objectives without a discriminator
+        save the encoder with its MLM head as the preset's task instead (an
+        `ElectraGenerator` preset); `"mlm"` has no `generator/`; with
+        `"all_tokens_mlm"` the MLM head's weights are in
+        `mlm_head.weights.h5`. It is written to a temporary folder first and
+        moved into place, so a failure never leaves a half-written preset
+        behind.
         """
         preset_dir = os.path.abspath(preset_dir)
         parent = os.path.dirname(preset_dir)
         os.makedirs(parent, exist_ok=True)
         staging = tempfile.mkdtemp(prefix=".electra-preset-", dir=parent)
         try:
-            self.discriminator.save_to_preset(staging)
-            self.generator.save_to_preset(os.path.join(staging, GENERATOR_DIR))
+            if self.discriminator is not None:
+                self.discriminator.save_to_preset(staging)
+                if self.masked_lm is not None:
+                    self.masked_lm.save_task_weights(
+                        os.path.join(staging, MLM_HEAD_WEIGHTS_FILE)
+                    )
+            else:
+                self.masked_lm.save_to_preset(staging)
+            if self.generator is not None:
+                self.generator.save_to_preset(
+                    os.path.join(staging, GENERATOR_DIR)
+                )
             if self.tokenizer is not None:
                 self.tokenizer.save_to_preset(staging)
             config = self.get_config()
@@ -630,6 +851,49 @@ class ElectraPretrainer(keras.Model):
             _replace_directory(staging, preset_dir)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _masked_lm_loss(logits, targets, weights):
+    """Weighted mean cross-entropy, and whether the argmax is the target."""
+    losses = keras.losses.sparse_categorical_crossentropy(
+        targets, logits, from_logits=True
+    )
+    loss = ops.sum(losses * weights) / (ops.sum(weights) + 1e-6)
+    correct = ops.equal(ops.argmax(logits, axis=-1), targets)
+    return loss, correct
+
+
+def _copy_mechanism_loss(logits, targets, weights, input_ids, gate_logits):
+    """All-Tokens MLM: -log p(target) under the copy mixture, and accuracy.
+
+    `p = D * onehot(input) + (1 - D) * softmax(logits)` with the copy
+    probability `D = sigmoid(-gate_logits)` (the RTD head's logit is positive
+    for "replaced", so `D` is P(original)). Computed in log space.
+    """
+    log_q = ops.log_softmax(logits, axis=-1)
+    log_q_target = ops.take_along_axis(
+        log_q, ops.expand_dims(targets, -1), axis=-1
+    )[..., 0]
+    log_q_input = ops.take_along_axis(
+        log_q, ops.expand_dims(input_ids, -1), axis=-1
+    )[..., 0]
+    log_copy = ops.log_sigmoid(-gate_logits)  # log D
+    log_generate = ops.log_sigmoid(gate_logits)  # log (1 - D)
+    # p(input) = D + (1 - D) q(input); any other token k: (1 - D) q(k).
+    log_p_input = ops.logaddexp(log_copy, log_generate + log_q_input)
+    log_p_target = ops.where(
+        ops.equal(targets, input_ids),
+        log_p_input,
+        log_generate + log_q_target,
+    )
+    loss = -ops.sum(log_p_target * weights) / (ops.sum(weights) + 1e-6)
+    # The mixture's mode: the input token or the softmax's best token.
+    best_generated = ops.cast(ops.argmax(logits, axis=-1), input_ids.dtype)
+    log_p_best_generated = log_generate + ops.max(log_q, axis=-1)
+    prediction = ops.where(
+        log_p_input >= log_p_best_generated, input_ids, best_generated
+    )
+    return loss, ops.equal(prediction, targets)
 
 
 _TOKEN_ID_ERROR = "Token ids must be in [0, vocabulary size); found ids"

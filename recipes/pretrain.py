@@ -45,6 +45,8 @@ import keras  # noqa: E402
 
 import keras_electra  # noqa: E402
 from keras_electra import datasets  # noqa: E402
+from keras_electra.distribution import distribution_scope  # noqa: E402
+from keras_electra.distribution import supported_kinds  # noqa: E402
 from keras_electra import pretraining_data  # noqa: E402
 
 SIZES = ("tiny", "small", "base", "large")
@@ -207,6 +209,15 @@ def build_parser():
         help="mixed_bfloat16: bfloat16 compute, float32 weights.",
     )
     training.add_argument(
+        "--distribute",
+        choices=["none", "data_parallel", "model_parallel", "mirrored",
+                 "multi_worker_mirrored", "ddp"],
+        default="none",
+        help="Distributed engine: JAX data_parallel / model_parallel, "
+        "TensorFlow mirrored / multi_worker_mirrored, PyTorch ddp (launch "
+        "with torchrun). --batch-size is the global batch. See the README.",
+    )
+    training.add_argument(
         "--jit-compile",
         choices=["auto", "true", "false"],
         default="auto",
@@ -252,6 +263,13 @@ def parse_args(argv=None):
         parser.error("give --corpus files and/or --demo-corpus")
     if args.vocabulary and continuing:
         parser.error("a continued model brings its own vocabulary")
+    if args.distribute not in supported_kinds():
+        parser.error(
+            f"--distribute {args.distribute} is not available on "
+            f"{keras.config.backend()}; choose from {supported_kinds()}"
+        )
+    if args.distribute == "ddp" and args.minutes is not None:
+        parser.error("--minutes needs one process; use --steps with ddp")
     if args.steps is None and args.minutes is None:
         args.steps = 1_000_000 if args.size != "tiny" else 10_000
     for name in ("steps", "minutes", "batch_size", "checkpoint_every"):
@@ -336,21 +354,28 @@ def compile_pretrainer(pretrainer, args, total_steps):
     )
 
 
-def seconds_per_step(args, tokenizer, dataset, steps=8):
-    """Times `steps` steps of a throw-away copy of the model."""
+def seconds_per_step(args, tokenizer, dataset, steps=10, warmup_steps=3):
+    """Times `steps` steps (after compiling) of a throw-away model copy."""
     keras.utils.set_random_seed(args.seed)
     probe = build_pretrainer(args, tokenizer)
     compile_pretrainer(probe, args, total_steps=1000)
-    batches = iter(dataset)
-    probe.fit(next(batches), verbose=0)  # compiles
-    probe.fit(next(batches), verbose=0)
-    start = time.time()
-    for _ in range(steps):
-        probe.fit(next(batches), verbose=0)
-    return (time.time() - start) / steps
+    times = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            float(logs["loss"])  # waits for the step (JAX runs ahead)
+            times.append(time.perf_counter())
+
+    probe.fit(
+        dataset,
+        steps_per_epoch=warmup_steps + steps,
+        callbacks=[Clock()],
+        verbose=0,
+    )
+    return (times[-1] - times[warmup_steps - 1]) / steps
 
 
-def run_settings(args, tokenizer, dataset):
+def run_settings(args, tokenizer, dataset, dist):
     """The run's fixed settings, from `run.json` when resuming."""
     path = os.path.join(args.output, RUN_FILE)
     if os.path.exists(path):
@@ -373,7 +398,8 @@ def run_settings(args, tokenizer, dataset):
         "arguments": vars(args),
         "backend": keras.config.backend(),
     }
-    write_json(path, settings)
+    if dist.is_chief:
+        write_json(path, settings)
     return settings
 
 
@@ -399,6 +425,12 @@ def saved_arguments(args):
 
 def main(argv=None):
     args = saved_arguments(parse_args(argv))
+    # The engine first: TensorFlow's strategies must exist before any op.
+    with distribution_scope(args.distribute) as dist:
+        return pretrain(args, dist)
+
+
+def pretrain(args, dist):
     os.makedirs(args.output, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     if args.bf16:
@@ -407,36 +439,27 @@ def main(argv=None):
     corpus = list(args.corpus)
     if args.demo_corpus:
         corpus += datasets.demo_corpus()
-    if args.preset or args.transformers_discriminator:
-        tokenizer = keras_electra.ElectraTokenizer.from_preset(
-            args.preset or args.transformers_discriminator
-        )
-    else:
-        tokenizer = prepare_vocabulary(args, corpus)
-
     examples_dir = os.path.join(args.output, "examples")
-    if not os.path.exists(
-        os.path.join(examples_dir, pretraining_data.METADATA_FILE)
-    ):
-        print(f"Packing examples from {len(corpus)} file(s)...")
-        pretraining_data.write_pretraining_shards(
-            corpus,
-            tokenizer,
-            examples_dir,
-            max_sequence_length=args.max_sequence_length,
-            seed=args.seed,
-            errors=args.on_bad_file,
-        )
+    # One process prepares the data; under torchrun the others wait for it.
+    if dist.is_chief:
+        tokenizer = prepare_data(args, corpus, examples_dir)
+    wait_for_chief(dist)
+    if not dist.is_chief:
+        tokenizer = prepare_data(args, corpus, examples_dir)
+    # Each process reads its own share of every global batch.
     dataset = pretraining_data.pretraining_dataset(
-        examples_dir, batch_size=args.batch_size, seed=args.seed
-    )
+        examples_dir,
+        batch_size=args.batch_size // dist.num_processes,
+        seed=args.seed,
+    ).shard(dist.num_processes, dist.process_index)
 
-    settings = run_settings(args, tokenizer, dataset)
+    settings = run_settings(args, tokenizer, dataset, dist)
     total_steps = settings["total_steps"]
     steps_per_epoch = settings["steps_per_epoch"]
     keras.utils.set_random_seed(args.seed)
     pretrainer = build_pretrainer(args, tokenizer)
     compile_pretrainer(pretrainer, args, total_steps)
+    dist.prepare(pretrainer)
 
     checkpoints = os.path.join(args.output, "checkpoints")
     latest = keras_electra.latest_checkpoint(checkpoints)
@@ -449,19 +472,21 @@ def main(argv=None):
         f"Pre-training {pretrainer.discriminator.backbone.count_params():,}"
         f"-parameter discriminator for {total_steps:,} steps of "
         f"{args.batch_size} x {args.max_sequence_length} tokens on "
-        f"{keras.config.backend()}.",
+        f"{keras.config.backend()} ({args.distribute}, "
+        f"{dist.num_replicas} replica(s)).",
         flush=True,
     )
-    callbacks = [
-        keras_electra.StopOnNonFiniteLoss(checkpoints),
-        keras_electra.PretrainingCheckpoint(
-            checkpoints, args.checkpoint_every, keep=args.keep_checkpoints
-        ),
-        keras_electra.TrainingCurves(args.output),
-        keras.callbacks.TensorBoard(
-            os.path.join(args.output, "logs"), update_freq="epoch"
-        ),
-    ]
+    callbacks = [keras_electra.StopOnNonFiniteLoss(checkpoints)]
+    if dist.is_chief:  # Only one process writes.
+        callbacks += [
+            keras_electra.PretrainingCheckpoint(
+                checkpoints, args.checkpoint_every, keep=args.keep_checkpoints
+            ),
+            keras_electra.TrainingCurves(args.output),
+            keras.callbacks.TensorBoard(
+                os.path.join(args.output, "logs"), update_freq="epoch"
+            ),
+        ]
     start = time.time()
     pretrainer.fit(
         dataset.skip(position),
@@ -469,15 +494,47 @@ def main(argv=None):
         epochs=total_steps // steps_per_epoch,
         steps_per_epoch=steps_per_epoch,
         callbacks=callbacks,
-        verbose=args.verbose,
+        verbose=args.verbose if dist.is_chief else 0,
     )
     preset_dir = os.path.join(args.output, "preset")
-    pretrainer.save_to_preset(preset_dir)
-    print(
-        f"Pre-trained in {time.time() - start:.0f} s. Preset: {preset_dir}; "
-        f"curves: {os.path.join(args.output, 'pretraining_curves.png')}."
-    )
+    if dist.is_chief:
+        pretrainer.save_to_preset(preset_dir)
+        print(
+            f"Pre-trained in {time.time() - start:.0f} s. Preset: "
+            f"{preset_dir}; curves: "
+            f"{os.path.join(args.output, 'pretraining_curves.png')}."
+        )
     return preset_dir
+
+
+def prepare_data(args, corpus, examples_dir):
+    """The tokenizer, and the example shards if not written yet."""
+    if args.preset or args.transformers_discriminator:
+        tokenizer = keras_electra.ElectraTokenizer.from_preset(
+            args.preset or args.transformers_discriminator
+        )
+    else:
+        tokenizer = prepare_vocabulary(args, corpus)
+    if not os.path.exists(
+        os.path.join(examples_dir, pretraining_data.METADATA_FILE)
+    ):
+        print(f"Packing examples from {len(corpus)} file(s)...")
+        pretraining_data.write_pretraining_shards(
+            corpus,
+            tokenizer,
+            examples_dir,
+            max_sequence_length=args.max_sequence_length,
+            seed=args.seed,
+            errors=args.on_bad_file,
+        )
+    return tokenizer
+
+
+def wait_for_chief(dist):
+    if dist.num_processes > 1 and keras.config.backend() == "torch":
+        import torch.distributed
+
+        torch.distributed.barrier()
 
 
 def write_json(path, data):

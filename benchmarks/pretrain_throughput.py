@@ -1,0 +1,1278 @@
+"""keras_electra vs Hugging Face transformers: pre-training step throughput.
+
+Measures tokens per second of the *whole* ELECTRA pre-training step
+(masking, generator, sampling, discriminator, backward pass, optimizer
+update) for `ElectraPretrainer` on one or more Keras backends, in float32
+and `mixed_bfloat16`, with `jit_compile=True`; and, in the same run, the same
+step written with Hugging Face `transformers` in eager PyTorch:
+
+- `ElectraForMaskedLM` (the generator config) and `ElectraForPreTraining`
+  sharing the embedding modules (the generator's output layer tied to the
+  word embeddings), as in the paper;
+- the original masking (15% of the tokens, at most
+  `int((0.15 + 0.005) * sequence_length)` per sequence, never special
+  tokens; 85% shown as `[MASK]`, the rest left as they are) and Gumbel-max
+  sampling from the generator's logits at the masked positions;
+- loss = MLM loss + 50 * discriminator loss; `torch.optim.AdamW` (learning
+  rate 5e-4, weight decay 0.01 off LayerNorm and biases, epsilon 1e-6) with
+  gradient clipping at norm 1.0, like `electra_adamw`;
+- in float32 and with CPU bfloat16 autocast (forward and losses under
+  `torch.autocast("cpu", torch.bfloat16)`, float32 weights).
+
+Both sides get the same batches (random ids, `[CLS] ... [SEP]`, no padding)
+and the same thread count (`--threads`: `torch.set_num_threads`, TensorFlow's
+intra-op threads, `OMP_NUM_THREADS`; XLA on JAX sizes its pool to the cores
+it may use, so with fewer threads than cores every worker is pinned to that
+many cores). On a busy machine PyTorch with several threads suffers most:
+the script warns when the load average says other jobs are running.
+
+How it is measured. Every variant runs in its own subprocess (so that its
+peak resident memory, `ru_maxrss`, is its own). The workers are started
+first; each builds its model, compiles and runs `--warmup-steps` untimed
+steps, then waits. Then, round after round, each worker in turn runs
+`--chunk-steps` timed steps while the others sleep: the variants alternate,
+so a change in machine load hits them all alike. The step time is the
+median over the rounds; the device is synchronised at both ends of a chunk
+(a Python float of the loss). The Keras side runs `fit()` unchanged: a
+callback pauses it between chunks.
+
+Also measured, before and after the timed rounds: the machine's
+matrix-multiply peak (float32 and bfloat16; large `torch.matmul`, and
+`jnp.dot` when JAX is benchmarked; the best of all is the peak), and from it
+the model-FLOPs utilisation (MFU) of each variant. Model FLOPs are counted
+analytically, the same for every variant: `6 * matmul parameters * tokens`
+for the generator and the discriminator (embedding projection, attention and
+feed-forward projections, the discriminator's head), plus attention scores
+and values (`12 * sequence_length * hidden` per token and layer), plus the
+generator's MLM head (dense and vocabulary logits) only at the masked
+positions. A variant that computes more (Hugging Face's `ElectraForMaskedLM`
+computes vocabulary logits at every position) gets no credit for it.
+
+Fine-tuning and inference: the same comparison for `ElectraTextClassifier`
+vs `ElectraForSequenceClassification` (2 classes): a training step
+(AdamW, cross-entropy) and `predict` / an `inference_mode` forward pass.
+
+    KERAS_BACKEND=jax python benchmarks/pretrain_throughput.py
+    python benchmarks/pretrain_throughput.py --backends tensorflow,jax,torch
+    python benchmarks/pretrain_throughput.py --quick   # smoke run
+
+`--quick` takes 1-2 minutes on an idle 2-core machine with TensorFlow or
+JAX; on the torch backend `torch.compile` needs 3 warmup steps of about a
+minute each (`--jit-compile auto` runs eager PyTorch instead).
+
+Writes JSON to `benchmarks/results/pretrain_throughput_<backends>.json`
+(`..._quick.json` with `--quick`) and prints markdown tables.
+"""
+
+import argparse
+import ast
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+BACKENDS = ("tensorflow", "jax", "torch")
+PRECISIONS = ("fp32", "bf16")
+KERAS_POLICY = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+# BERT-uncased special ids, as `ElectraPretrainer` defaults.
+PAD, UNK, CLS, SEP, MASK = 0, 100, 101, 102, 103
+MASK_RATE, MASK_TOKEN_RATE, DISCRIMINATOR_WEIGHT = 0.15, 0.85, 50.0
+# Untimed steps at least, for torch.compile on the Keras torch backend.
+TORCH_COMPILE_WARMUP = 3
+QUICK = {
+    "preset": "electra_tiny",
+    "batch_size": 8,
+    "warmup_steps": 1,
+    "chunk_steps": 2,
+    "rounds": 1,
+    "finetune_precisions": "fp32",
+    "matmul_size": 1024,
+    "setup_parallel": 4,
+}
+FULL = {
+    "preset": "electra_small",
+    "batch_size": 32,
+    "warmup_steps": 3,
+    "chunk_steps": 5,
+    "rounds": 3,
+    "finetune_precisions": "fp32,bf16",
+    "matmul_size": 4096,
+    "setup_parallel": 2,
+}
+
+
+# === Configuration =========================================================
+
+
+def default_backend():
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    config = os.path.join(
+        os.environ.get("KERAS_HOME", os.path.expanduser("~/.keras")),
+        "keras.json",
+    )
+    try:
+        with open(config) as f:
+            return json.load(f).get("backend", "tensorflow")
+    except (OSError, ValueError):
+        return "tensorflow"
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Defaults in brackets are for a full run; --quick changes "
+        f"them to {QUICK}.",
+    )
+    add = parser.add_argument
+    add(
+        "--backends",
+        default=None,
+        help="Comma-separated Keras backends to benchmark, each in its own "
+        "subprocesses [the KERAS_BACKEND environment variable, else "
+        "Keras' configured backend].",
+    )
+    add("--precisions", default="fp32,bf16", help="[fp32,bf16]")
+    add("--preset", default=None, help="[electra_small]")
+    add("--vocab-size", type=int, default=30522, help="[30522]")
+    add("--sequence-length", type=int, default=128, help="[128]")
+    add("--batch-size", type=int, default=None, help="[32]")
+    add("--warmup-steps", type=int, default=None, help="[3]")
+    add(
+        "--chunk-steps",
+        type=int,
+        default=None,
+        help="Timed steps per chunk (one chunk per variant per round) [5].",
+    )
+    add("--rounds", type=int, default=None, help="[3]")
+    add(
+        "--threads",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="Threads for every variant [the cores available].",
+    )
+    add(
+        "--jit-compile",
+        choices=("true", "false", "auto"),
+        default="true",
+        help="compile(jit_compile=...) on the Keras side [true]: XLA on "
+        "TensorFlow, jax.jit, torch.compile.",
+    )
+    add("--no-hf", action="store_true", help="Skip the transformers side.")
+    add(
+        "--skip-finetune",
+        action="store_true",
+        help="Skip the classifier fine-tuning/inference comparison.",
+    )
+    add(
+        "--skip-pretrain",
+        action="store_true",
+        help="Skip the pre-training comparison.",
+    )
+    add(
+        "--finetune-precisions",
+        default=None,
+        help="Precisions of the classifier comparison [fp32,bf16].",
+    )
+    add(
+        "--matmul-size",
+        type=int,
+        default=None,
+        help="Square matrix size for the matmul peak [4096].",
+    )
+    add(
+        "--setup-parallel",
+        type=int,
+        default=None,
+        help="Workers that may import/compile at the same time (nothing is "
+        "timed then; each worker's peak memory stays its own) [2].",
+    )
+    add("--quick", action="store_true", help=f"Smoke run: {QUICK}.")
+    add("--seed", type=int, default=0)
+    add("--output", default=None, help="JSON output path.")
+    add("--worker", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return args
+    for name, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    args.backends = (args.backends or default_backend()).split(",")
+    args.precisions = args.precisions.split(",")
+    args.finetune_precisions = args.finetune_precisions.split(",")
+    for backend in args.backends:
+        if backend not in BACKENDS:
+            parser.error(f"--backends: {backend!r} is not one of {BACKENDS}.")
+    for precision in args.precisions + args.finetune_precisions:
+        if precision not in PRECISIONS:
+            parser.error(f"precision {precision!r} is not one of {PRECISIONS}.")
+    for name in ("batch_size", "chunk_steps", "rounds", "threads"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1.")
+    if args.warmup_steps < 1:
+        parser.error("--warmup-steps must be at least 1 (compilation).")
+    if args.output is None:
+        suffix = "_quick" if args.quick else ""
+        args.output = os.path.join(
+            HERE,
+            "results",
+            f"pretrain_throughput_{'-'.join(args.backends)}{suffix}.json",
+        )
+    return args
+
+
+def preset_configs(preset, vocab_size):
+    """(discriminator, generator) encoder configs of a built-in preset.
+
+    Read from `keras_electra/electra_presets.py` without importing it (the
+    orchestrating process stays free of TensorFlow, JAX and PyTorch); the
+    Keras workers check that their models have these sizes.
+    """
+    path = os.path.join(ROOT, "keras_electra", "electra_presets.py")
+    with open(path) as f:
+        module = ast.parse(f.read())
+    for node in module.body:
+        if isinstance(node, ast.Assign) and getattr(
+            node.targets[0], "id", None
+        ) == "PRESETS":
+            # A literal, except for fractions such as `1 / 3`.
+            presets = eval(
+                compile(ast.Expression(node.value), path, "eval"),
+                {"__builtins__": {}},
+            )
+            break
+    else:
+        raise RuntimeError(f"No PRESETS in {path}.")
+    if preset not in presets:
+        raise SystemExit(f"--preset must be one of {sorted(presets)}.")
+    discriminator = dict(presets[preset]["backbone"], vocab_size=vocab_size)
+    generator_size = presets[preset]["pretrainer"]["generator_size"]
+    # `ElectraBackbone.generator_config`: hidden * size, one head per 64
+    # units, feed-forward 4x hidden.
+    hidden = max(1, round(discriminator["hidden_dim"] * generator_size))
+    generator = dict(
+        discriminator,
+        hidden_dim=hidden,
+        num_heads=max(1, hidden // 64),
+        intermediate_dim=4 * hidden,
+    )
+    return discriminator, generator
+
+
+def num_masked(sequence_length):
+    return int((MASK_RATE + 0.005) * sequence_length)
+
+
+# === Model FLOPs ============================================================
+
+
+def encoder_matmul_parameters(config):
+    """Matmul weights one token goes through in the encoder."""
+    hidden, width = config["hidden_dim"], config["embedding_dim"]
+    projection = hidden * width if hidden != width else 0
+    layer = 4 * hidden * hidden + 2 * hidden * config["intermediate_dim"]
+    return projection + config["num_layers"] * layer
+
+
+def attention_flops(config, sequence_length):
+    """Forward FLOPs per token of the scores and the weighted values."""
+    return 4 * sequence_length * config["hidden_dim"] * config["num_layers"]
+
+
+def pretrain_step_flops(discriminator, generator, batch, length):
+    """Training FLOPs (3x forward) of one ELECTRA step, useful work only."""
+    tokens = batch * length
+    masked = batch * num_masked(length)
+    hidden = discriminator["hidden_dim"]
+    per_token = (
+        encoder_matmul_parameters(discriminator)
+        + hidden * hidden
+        + hidden  # replaced-token head
+        + encoder_matmul_parameters(generator)
+    )
+    width = generator["embedding_dim"]
+    per_masked = generator["hidden_dim"] * width + width * generator[
+        "vocab_size"
+    ]  # MLM head: dense, then the tied vocabulary projection
+    forward = (
+        2 * per_token * tokens
+        + 2 * per_masked * masked
+        + tokens
+        * (
+            attention_flops(discriminator, length)
+            + attention_flops(generator, length)
+        )
+    )
+    return 3 * forward
+
+
+def classifier_flops(config, batch, length, training):
+    """FLOPs of a classifier step (3x forward) or prediction (1x)."""
+    tokens = batch * length
+    forward = tokens * (
+        2 * encoder_matmul_parameters(config) + attention_flops(config, length)
+    )
+    hidden = config["hidden_dim"]
+    forward += batch * 2 * (hidden * hidden + 2 * hidden)  # the head, [CLS]
+    return 3 * forward if training else forward
+
+
+# === Orchestration =========================================================
+
+
+class Worker:
+    """A variant in its own process; talks JSON lines over a pipe."""
+
+    def __init__(self, spec, env, log_dir):
+        self.spec = spec
+        self.name = spec["name"]
+        read_fd, write_fd = os.pipe()
+        self.log_path = os.path.join(
+            log_dir, self.name.replace("/", "_") + ".log"
+        )
+        self.log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--worker",
+             json.dumps(spec)],
+            stdin=subprocess.PIPE,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**env, "BENCH_RESULT_FD": str(write_fd)},
+            pass_fds=(write_fd,),
+            cwd=ROOT,
+            text=True,
+        )
+        os.close(write_fd)
+        self.results = os.fdopen(read_fd, "r")
+        self.ready = None
+        self.chunks = {}
+        self.done = None
+
+    def receive(self):
+        line = self.results.readline()
+        if not line:
+            self.process.wait()
+            with open(self.log_path) as f:
+                tail = f.read()[-4000:]
+            raise RuntimeError(
+                f"Worker {self.name} exited ({self.process.returncode}) "
+                f"without reporting. Its output:\n{tail}"
+            )
+        return json.loads(line)
+
+    def go(self):
+        self.process.stdin.write("go\n")
+        self.process.stdin.flush()
+        message = self.receive()
+        self.chunks.setdefault(message["phase"], []).append(message)
+        return message
+
+    def finish(self):
+        self.done = self.receive()
+        self.process.wait()
+        self.log.close()
+
+
+def start_workers(specs, env, log_dir, parallel):
+    """Start every worker; at most `parallel` set up (untimed) at once."""
+    workers, setting_up = [], []
+    for spec in specs:
+        while len(setting_up) >= parallel:
+            wait_ready(setting_up.pop(0))
+        worker = Worker(spec, env, log_dir)
+        print(f"  starting {worker.name}", file=sys.stderr, flush=True)
+        workers.append(worker)
+        setting_up.append(worker)
+    for worker in setting_up:
+        wait_ready(worker)
+    return workers
+
+
+def wait_ready(worker):
+    worker.ready = worker.receive()
+    print(
+        f"  {worker.name} ready after {worker.ready['setup_seconds']:.1f} s",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def run_rounds(workers, phases, rounds):
+    """Alternate the workers' timed chunks, phase by phase, round by round."""
+    for phase in phases:
+        members = [w for w in workers if phase in w.spec["phases"]]
+        for round_index in range(rounds):
+            for worker in members:
+                # Let the previous worker's OpenMP threads stop spinning.
+                time.sleep(0.3)
+                message = worker.go()
+                print(
+                    f"  round {round_index + 1}/{rounds} {phase:8s} "
+                    f"{worker.name:28s} "
+                    f"{1000 * message['seconds'] / message['steps']:9.1f} "
+                    "ms/step",
+                    file=sys.stderr,
+                    flush=True,
+                )
+
+
+def step_seconds(worker, phase):
+    """Median over the chunks of the seconds per step."""
+    chunks = worker.chunks.get(phase, [])
+    return statistics.median(c["seconds"] / c["steps"] for c in chunks)
+
+
+def measure_peaks(args, env, log_dir, when):
+    specs = [{"name": "matmul-peak/torch", "kind": "peak", "library": "torch"}]
+    if "jax" in args.backends:
+        specs.append(
+            {"name": "matmul-peak/jax", "kind": "peak", "library": "jax"}
+        )
+    results = []
+    for spec in specs:
+        spec.update(
+            size=args.matmul_size,
+            threads=args.threads,
+            seconds=0.5 if args.quick else 2.0,
+            phases=[],
+        )
+        worker = Worker(spec, env, log_dir)
+        wait_ready(worker)
+        worker.finish()
+        results.append({**worker.done, "when": when})
+    return results
+
+
+def cpu_description():
+    model, flags = platform.processor() or platform.machine(), set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and ":" in line:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return {
+        "model": model,
+        "cores_available": len(os.sched_getaffinity(0)),
+        "avx512f": "avx512f" in flags,
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
+        "load_average_at_start": os.getloadavg(),
+    }
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker:
+        return run_worker(json.loads(args.worker))
+    discriminator, generator = preset_configs(args.preset, args.vocab_size)
+    if args.sequence_length > discriminator["max_sequence_length"]:
+        raise SystemExit(
+            f"--sequence-length {args.sequence_length} exceeds the preset's "
+            f"max_sequence_length {discriminator['max_sequence_length']}."
+        )
+    env = dict(os.environ)
+    env.update(
+        TF_CPP_MIN_LOG_LEVEL="2",
+        OMP_NUM_THREADS=str(args.threads),
+        PYTHONPATH=os.pathsep.join(
+            [ROOT] + [p for p in [env.get("PYTHONPATH")] if p]
+        ),
+    )
+    common = {
+        "discriminator": discriminator,
+        "generator": generator,
+        "preset": args.preset,
+        "batch_size": args.batch_size,
+        "sequence_length": args.sequence_length,
+        "warmup_steps": args.warmup_steps,
+        "chunk_steps": args.chunk_steps,
+        "rounds": args.rounds,
+        "threads": args.threads,
+        "jit_compile": args.jit_compile,
+        "seed": args.seed,
+    }
+    pretrain_specs = [] if args.skip_pretrain else variant_specs(
+        args, args.precisions, "", common, phases=["train"]
+    )
+    finetune_specs = [] if args.skip_finetune else variant_specs(
+        args, args.finetune_precisions, "-classifier", common,
+        phases=["train", "predict"],
+    )
+
+    started = time.time()
+    result = {
+        "benchmark": "pretrain_throughput",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "command": " ".join(
+            [os.path.basename(sys.argv[0])] + sys.argv[1:]
+        ),
+        "settings": {
+            key: value
+            for key, value in vars(args).items()
+            if key not in ("worker", "output")
+        },
+        "discriminator": discriminator,
+        "generator": generator,
+        "machine": {
+            "platform": platform.platform(),
+            "cpu": cpu_description(),
+            "python": platform.python_version(),
+        },
+    }
+    with tempfile.TemporaryDirectory(prefix="electra-bench-") as log_dir:
+        print("Matmul peak ...", file=sys.stderr, flush=True)
+        peaks = measure_peaks(args, env, log_dir, "before")
+        sections = [
+            (title, specs, phases)
+            for title, specs, phases in (
+                ("pretrain", pretrain_specs, ["train"]),
+                ("finetune", finetune_specs, ["train", "predict"]),
+            )
+            if specs
+        ]
+        # A full run sets up (and holds in memory) one section at a time;
+        # --quick sets up everything at once, to finish sooner.
+        groups = [sections] if args.quick else [[s] for s in sections]
+        sections = []
+        for group in groups:
+            print(
+                f"Setting up {' and '.join(t for t, _, _ in group)} "
+                "variants ...",
+                file=sys.stderr,
+            )
+            workers = start_workers(
+                [spec for _, specs, _ in group for spec in specs],
+                env,
+                log_dir,
+                args.setup_parallel,
+            )
+            by_name = {w.name: w for w in workers}
+            try:
+                for title, specs, phases in group:
+                    members = [by_name[spec["name"]] for spec in specs]
+                    run_rounds(members, phases, args.rounds)
+                    sections.append((title, members))
+                for worker in workers:
+                    worker.finish()
+            finally:
+                for worker in workers:
+                    if worker.process.poll() is None:
+                        worker.process.kill()
+        if not args.quick:
+            peaks += measure_peaks(args, env, log_dir, "after")
+
+    result["matmul_peaks"] = peaks
+    peak = {
+        precision: max(p[f"{precision}_flops"] for p in peaks)
+        for precision in PRECISIONS
+    }
+    result["peak_flops"] = peak
+    result["variants"] = []
+    tables = []
+    for title, workers in sections:
+        rows = summarise(title, workers, args, discriminator, generator, peak)
+        result["variants"] += rows
+        tables.append(markdown_table(title, rows, args))
+    result["wall_seconds"] = round(time.time() - started, 1)
+    result["machine"]["load_average_at_end"] = os.getloadavg()
+    result["tables"] = tables
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    cpu = result["machine"]["cpu"]
+    print(
+        f"CPU: {cpu['model']}, {args.threads} threads; avx512_bf16 "
+        f"{'yes' if cpu['avx512_bf16'] else 'no'}, AMX "
+        f"{'yes' if cpu['amx_bf16'] else 'no'}; load average at start "
+        f"{cpu['load_average_at_start'][0]:.1f}."
+    )
+    busy = max(
+        cpu["load_average_at_start"][0],
+        result["machine"]["load_average_at_end"][0],
+    )
+    if busy > 0.5:
+        print(
+            f"WARNING: load average {busy:.1f} on {cpu['cores_available']} "
+            "cores: other jobs were running; do not trust the ratios."
+            + (
+                " PyTorch with several threads slows down the most (its "
+                "OpenMP threads wait for busy cores); --threads 1 suffers "
+                "less."
+                if args.threads > 1
+                else ""
+            )
+        )
+    print(peak_line(peaks))
+    for table in tables:
+        print("\n" + table)
+    print(
+        f"\n{args.preset}, vocabulary {args.vocab_size}, sequence length "
+        f"{args.sequence_length}, batch {args.batch_size}, {args.threads} "
+        f"threads; median of {args.rounds} round(s) of {args.chunk_steps} "
+        f"step(s) after {args.warmup_steps} warmup step(s). "
+        f"{result['wall_seconds']:.0f} s in all. Wrote {args.output}"
+    )
+    return 0
+
+
+def variant_specs(args, precisions, suffix, common, phases):
+    """One worker spec per backend (and transformers) and precision."""
+    task = "classifier" if suffix else "pretrain"
+    specs = []
+    for precision in precisions:
+        for backend in args.backends:
+            specs.append(
+                {
+                    "name": f"keras-{backend}{suffix}/{precision}",
+                    "kind": f"keras_{task}",
+                    "backend": backend,
+                }
+            )
+        if not args.no_hf:
+            specs.append(
+                {
+                    "name": f"hf-torch-eager{suffix}/{precision}",
+                    "kind": f"hf_{task}",
+                }
+            )
+        for spec in specs[-len(args.backends) - (not args.no_hf) :]:
+            spec.update(common, precision=precision, phases=phases)
+    return specs
+
+
+def summarise(title, workers, args, discriminator, generator, peak):
+    tokens = args.batch_size * args.sequence_length
+    rows = []
+    for worker in workers:
+        spec = worker.spec
+        row = {
+            "section": title,
+            "variant": worker.name,
+            "kind": spec["kind"],
+            "precision": spec["precision"],
+            "setup_seconds": worker.ready["setup_seconds"],
+            "peak_rss_mb": worker.done["peak_rss_mb"],
+            "rss_after_import_mb": worker.ready["rss_after_import_mb"],
+            "versions": worker.ready["versions"],
+            "details": worker.done.get("details", {}),
+            "chunks": worker.chunks,
+        }
+        for phase in spec["phases"]:
+            seconds = step_seconds(worker, phase)
+            if title == "pretrain":
+                flops = pretrain_step_flops(
+                    discriminator, generator, args.batch_size,
+                    args.sequence_length,
+                )
+            else:
+                flops = classifier_flops(
+                    discriminator, args.batch_size, args.sequence_length,
+                    training=phase == "train",
+                )
+            row[phase] = {
+                "step_ms": round(1000 * seconds, 2),
+                "tokens_per_second": round(tokens / seconds, 1),
+                "model_flops_per_step": flops,
+                "tflops_per_second": round(flops / seconds / 1e12, 4),
+                "mfu": round(flops / seconds / peak[spec["precision"]], 4),
+            }
+        rows.append(row)
+    # Ratios against the transformers rows of the same section.
+    for phase in ("train", "predict"):
+        reference = {
+            r["precision"]: r[phase]["tokens_per_second"]
+            for r in rows
+            if r["kind"].startswith("hf") and phase in r
+        }
+        for row in rows:
+            if phase in row:
+                for precision, tokens_per_second in reference.items():
+                    row[phase][f"vs_hf_{precision}"] = round(
+                        row[phase]["tokens_per_second"] / tokens_per_second, 2
+                    )
+    return rows
+
+
+def markdown_table(title, rows, args):
+    phases = ["train"] if title == "pretrain" else ["train", "predict"]
+    header = ["variant"]
+    for phase in phases:
+        label = "step" if phase == "train" else "predict"
+        header += [
+            f"{label} ms",
+            f"{label} tokens/s",
+            "× HF fp32",
+            "× HF bf16",
+            "MFU",
+        ]
+    header += ["peak RSS MB", "RSS after imports MB"]
+    lines = [
+        f"**{title}**: " + (
+            "whole pre-training step (generator + discriminator)"
+            if title == "pretrain"
+            else "classifier train step and predict"
+        ),
+        "",
+        "| " + " | ".join(header) + " |",
+        "|---" + "|---:" * (len(header) - 1) + "|",
+    ]
+    for row in rows:
+        cells = [row["variant"]]
+        for phase in phases:
+            stats = row[phase]
+            cells += [
+                f"{stats['step_ms']:.1f}",
+                f"{stats['tokens_per_second']:,.0f}",
+                _ratio(stats.get("vs_hf_fp32")),
+                _ratio(stats.get("vs_hf_bf16")),
+                f"{100 * stats['mfu']:.1f}%",
+            ]
+        cells += [
+            f"{row['peak_rss_mb']:,.0f}",
+            f"{row['rss_after_import_mb']:,.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _ratio(value):
+    return "–" if value is None else f"{value:.2f}"
+
+
+def peak_line(peaks):
+    parts = [
+        f"{p['library']} ({p['when']}) fp32 {p['fp32_flops'] / 1e9:,.0f} / "
+        f"bf16 {p['bf16_flops'] / 1e9:,.0f}"
+        for p in peaks
+    ]
+    return (
+        "Matmul peak, GFLOP/s (MFU uses the best per precision): "
+        + "; ".join(parts)
+    )
+
+
+# === Workers ===============================================================
+
+
+class Conductor:
+    """The worker's side of the protocol: report, then wait for 'go'."""
+
+    def __init__(self):
+        self.out = os.fdopen(int(os.environ["BENCH_RESULT_FD"]), "w")
+        self.started = time.perf_counter()
+
+    def send(self, **message):
+        self.out.write(json.dumps(message) + "\n")
+        self.out.flush()
+
+    def wait(self):
+        if sys.stdin.readline().strip() != "go":
+            sys.exit(0)
+
+
+def rss_mb():
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def peak_rss_mb():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def random_batches(spec, count):
+    """`count` batches of `[CLS] random ids [SEP]`, the same in every worker."""
+    import numpy as np
+
+    rng = np.random.default_rng(spec["seed"])
+    vocab = spec["discriminator"]["vocab_size"]
+    shape = (count * spec["batch_size"], spec["sequence_length"])
+    token_ids = rng.integers(MASK + 1, vocab, size=shape, dtype="int32")
+    token_ids[:, 0], token_ids[:, -1] = CLS, SEP
+    return {
+        "token_ids": token_ids,
+        "segment_ids": np.zeros_like(token_ids),
+        "padding_mask": np.ones_like(token_ids),
+        "labels": rng.integers(0, 2, size=shape[0], dtype="int32"),
+    }
+
+
+def run_worker(spec):
+    # Fewer threads than cores: pin the process to that many cores, before
+    # any library sizes its thread pools (XLA has no thread-count setting).
+    cores = sorted(os.sched_getaffinity(0))
+    if spec["threads"] < len(cores):
+        os.sched_setaffinity(0, cores[: spec["threads"]])
+    conductor = Conductor()
+    kind = spec["kind"]
+    if kind == "peak":
+        return matmul_peak_worker(spec, conductor)
+    runner = {
+        "keras_pretrain": keras_worker,
+        "keras_classifier": keras_worker,
+        "hf_pretrain": hf_pretrain_worker,
+        "hf_classifier": hf_classifier_worker,
+    }[kind]
+    details = runner(spec, conductor)
+    conductor.send(
+        phase="done", peak_rss_mb=round(peak_rss_mb(), 1), details=details
+    )
+    return 0
+
+
+def total_steps(spec):
+    return spec["warmup_steps"] + spec["rounds"] * spec["chunk_steps"]
+
+
+def ready(conductor, versions, rss_after_import):
+    conductor.send(
+        phase="ready",
+        setup_seconds=round(time.perf_counter() - conductor.started, 2),
+        rss_after_import_mb=round(rss_after_import, 1),
+        versions=versions,
+    )
+
+
+def keras_worker(spec, conductor):
+    os.environ["KERAS_BACKEND"] = spec["backend"]
+    import keras
+    import keras_hub
+
+    threads = spec["threads"]
+    if spec["backend"] == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+    elif spec["backend"] == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    import keras_electra
+
+    backend_module = {"tensorflow": "tensorflow", "jax": "jax",
+                      "torch": "torch"}[spec["backend"]]
+    versions = {
+        "keras": keras.__version__,
+        "keras_hub": keras_hub.__version__,
+        backend_module: __import__(backend_module).__version__,
+    }
+    rss_after_import = rss_mb()
+    keras.utils.set_random_seed(spec["seed"])
+    keras.config.set_dtype_policy(KERAS_POLICY[spec["precision"]])
+    jit_compile = {"true": True, "false": False, "auto": "auto"}[
+        spec["jit_compile"]
+    ]
+    if spec["backend"] == "torch" and jit_compile is True:
+        # torch.compile recompiles during the first steps.
+        spec["warmup_steps"] = max(spec["warmup_steps"], TORCH_COMPILE_WARMUP)
+    vocab_size = spec["discriminator"]["vocab_size"]
+    data = random_batches(spec, total_steps(spec))
+    labels = data.pop("labels")
+    if spec["kind"] == "keras_pretrain":
+        model = keras_electra.ElectraPretrainer.from_preset(
+            spec["preset"], vocab_size=vocab_size, seed=spec["seed"]
+        )
+        sizes = model.generator.backbone.get_config()
+        for key in ("hidden_dim", "num_heads", "intermediate_dim"):
+            if sizes[key] != spec["generator"][key]:
+                raise RuntimeError(
+                    f"Generator {key} is {sizes[key]}, the FLOP count "
+                    f"assumes {spec['generator'][key]}."
+                )
+        model.compile(jit_compile=jit_compile)
+        y = None
+    else:
+        model = keras_electra.ElectraTextClassifier.from_preset(
+            spec["preset"], num_classes=2, vocab_size=vocab_size
+        )
+        optimizer = keras.optimizers.AdamW(1e-4, weight_decay=0.01)
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            jit_compile=jit_compile,
+        )
+        y = labels
+    clock = chunk_clock(spec, conductor, versions, rss_after_import)
+    model.fit(
+        data,
+        y,
+        batch_size=spec["batch_size"],
+        epochs=1,
+        shuffle=False,
+        callbacks=[clock],
+        verbose=0,
+    )
+    details = {
+        "effective_jit_compile": model.jit_compile,
+        "warmup_steps": spec["warmup_steps"],
+        "parameters": model.count_params(),
+        "loss_first_timed": clock.losses[0],
+        "loss_last": clock.losses[-1],
+    }
+    if "predict" in spec["phases"]:
+        rows = spec["chunk_steps"] * spec["batch_size"]
+        chunk = {k: v[:rows] for k, v in data.items()}
+        model.predict(chunk, batch_size=spec["batch_size"], verbose=0)
+        for _ in range(spec["rounds"]):
+            conductor.wait()
+            start = time.perf_counter()
+            model.predict(chunk, batch_size=spec["batch_size"], verbose=0)
+            conductor.send(
+                phase="predict",
+                seconds=time.perf_counter() - start,
+                steps=spec["chunk_steps"],
+            )
+    return details
+
+
+def chunk_clock(spec, conductor, versions, rss_after_import):
+    """A `fit()` callback that times chunks of steps and pauses in between.
+
+    After the warmup steps it reports "ready"; after each chunk it reports
+    the chunk's time; then it waits for the next "go".
+    """
+    import keras
+
+    class ChunkClock(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.losses = []
+            self.start = None
+
+        def on_train_batch_end(self, batch, logs=None):
+            done = batch + 1
+            warmup, chunk = spec["warmup_steps"], spec["chunk_steps"]
+            if done < warmup or (done - warmup) % chunk:
+                return
+            # A Python float of the loss waits for the step to finish.
+            self.losses.append(float(keras.ops.convert_to_numpy(logs["loss"])))
+            if done == warmup:
+                ready(conductor, versions, rss_after_import)
+            else:
+                conductor.send(
+                    phase="train",
+                    seconds=time.perf_counter() - self.start,
+                    steps=chunk,
+                    loss=self.losses[-1],
+                )
+            if done < total_steps(spec):
+                conductor.wait()
+                self.start = time.perf_counter()
+
+    return ChunkClock()
+
+
+def hf_setup(spec):
+    import torch
+    import transformers
+
+    torch.set_num_threads(spec["threads"])
+    torch.manual_seed(spec["seed"])
+    versions = {
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+    return torch, transformers, versions
+
+
+def hf_config(transformers, config, **kwargs):
+    return transformers.ElectraConfig(
+        vocab_size=config["vocab_size"],
+        embedding_size=config["embedding_dim"],
+        hidden_size=config["hidden_dim"],
+        num_hidden_layers=config["num_layers"],
+        num_attention_heads=config["num_heads"],
+        intermediate_size=config["intermediate_dim"],
+        max_position_embeddings=config["max_sequence_length"],
+        type_vocab_size=2,
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        **kwargs,
+    )
+
+
+def hf_adamw(torch, modules, learning_rate):
+    """AdamW over the modules' distinct parameters, no decay on LN/bias."""
+    decay, no_decay, seen = [], [], set()
+    for module in modules:
+        for name, parameter in module.named_parameters():
+            if id(parameter) in seen:
+                continue
+            seen.add(id(parameter))
+            if "LayerNorm" in name or name.endswith("bias"):
+                no_decay.append(parameter)
+            else:
+                decay.append(parameter)
+    groups = [
+        {"params": decay, "weight_decay": 0.01},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    parameters = decay + no_decay
+    optimizer = torch.optim.AdamW(groups, lr=learning_rate, eps=1e-6)
+    return optimizer, parameters
+
+
+def hf_timed_loop(spec, conductor, phase, step, versions, rss_after_import,
+                  warmup):
+    """Untimed warmup (only for the first phase), then timed chunks."""
+    if warmup:
+        for _ in range(spec["warmup_steps"]):
+            step()
+        ready(conductor, versions, rss_after_import)
+    else:
+        step()
+    for _ in range(spec["rounds"]):
+        conductor.wait()
+        start = time.perf_counter()
+        for _ in range(spec["chunk_steps"]):
+            loss = step()
+        conductor.send(
+            phase=phase,
+            seconds=time.perf_counter() - start,
+            steps=spec["chunk_steps"],
+            loss=loss,
+        )
+
+
+def hf_pretrain_worker(spec, conductor):
+    torch, transformers, versions = hf_setup(spec)
+    rss_after_import = rss_mb()
+    generator = transformers.ElectraForMaskedLM(
+        hf_config(transformers, spec["generator"])
+    )
+    discriminator = transformers.ElectraForPreTraining(
+        hf_config(transformers, spec["discriminator"])
+    )
+    # One embedding block for both towers; the generator's output layer is
+    # the (shared) word embedding matrix.
+    generator.electra.embeddings = discriminator.electra.embeddings
+    generator.generator_lm_head.weight = (
+        discriminator.electra.embeddings.word_embeddings.weight
+    )
+    generator.train()
+    discriminator.train()
+    optimizer, parameters = hf_adamw(torch, [discriminator, generator], 5e-4)
+    data = random_batches(spec, total_steps(spec))
+    batches = [
+        {
+            key: torch.from_numpy(
+                data[key][i : i + spec["batch_size"]]
+            ).long()
+            for key in ("token_ids", "segment_ids", "padding_mask")
+        }
+        for i in range(0, len(data["token_ids"]), spec["batch_size"])
+    ]
+    bf16 = spec["precision"] == "bf16"
+    max_masked = num_masked(spec["sequence_length"])
+    cursor = iter(range(10**9))
+
+    def step():
+        batch = batches[next(cursor) % len(batches)]
+        input_ids = batch["token_ids"]
+        attention_mask = batch["padding_mask"]
+        token_type_ids = batch["segment_ids"]
+        masked = original_masking(torch, input_ids, attention_mask, max_masked)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            generator_output = generator(
+                input_ids=masked["masked_ids"],
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                labels=masked["labels"],
+            )
+            with torch.no_grad():
+                positions = masked["positions"]
+                logits = torch.gather(
+                    generator_output.logits.float(),
+                    1,
+                    positions[..., None].expand(
+                        -1, -1, generator_output.logits.shape[-1]
+                    ),
+                )
+                uniform = torch.rand_like(logits)
+                gumbel = -torch.log(-torch.log(uniform + 1e-9) + 1e-9)
+                sampled = torch.argmax(logits + gumbel, dim=-1)
+                sampled = torch.where(
+                    masked["weights"], sampled, torch.gather(
+                        input_ids, 1, positions
+                    )
+                )
+                corrupted = input_ids.scatter(1, positions, sampled)
+                replaced = (corrupted != input_ids).long()
+            discriminator_output = discriminator(
+                input_ids=corrupted,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                labels=replaced,
+            )
+            loss = (
+                generator_output.loss
+                + DISCRIMINATOR_WEIGHT * discriminator_output.loss
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimizer.step()
+        return loss.item()
+
+    hf_timed_loop(spec, conductor, "train", step, versions, rss_after_import,
+                  warmup=True)
+    return {
+        "attn_implementation": discriminator.config._attn_implementation,
+        "parameters": sum(p.numel() for p in parameters),
+    }
+
+
+def original_masking(torch, input_ids, attention_mask, max_masked):
+    """15% of the real, non-special tokens; 85% of them shown as [MASK]."""
+    is_real = attention_mask.bool()
+    candidate = is_real.clone()
+    for special in (PAD, CLS, SEP, MASK):
+        candidate &= input_ids != special
+    count = torch.round(is_real.sum(1).float() * MASK_RATE).long()
+    count = torch.minimum(count.clamp(1, max_masked), candidate.sum(1))
+    scores = torch.rand(input_ids.shape).masked_fill(~candidate, -1.0)
+    positions = torch.topk(scores, max_masked, dim=1).indices
+    weights = torch.arange(max_masked)[None, :] < count[:, None]
+    is_masked = torch.zeros_like(is_real).scatter(1, positions, weights)
+    show_mask = is_masked & (torch.rand(input_ids.shape) < MASK_TOKEN_RATE)
+    labels = torch.where(is_masked, input_ids, torch.full_like(input_ids, -100))
+    return {
+        "masked_ids": input_ids.masked_fill(show_mask, MASK),
+        "labels": labels,
+        "positions": positions,
+        "weights": weights,
+    }
+
+
+def hf_classifier_worker(spec, conductor):
+    torch, transformers, versions = hf_setup(spec)
+    rss_after_import = rss_mb()
+    model = transformers.ElectraForSequenceClassification(
+        hf_config(transformers, spec["discriminator"], num_labels=2)
+    )
+    optimizer, _ = hf_adamw(torch, [model], 1e-4)
+    data = random_batches(spec, total_steps(spec))
+    size = spec["batch_size"]
+    batches = [
+        {
+            "input_ids": torch.from_numpy(
+                data["token_ids"][i : i + size]
+            ).long(),
+            "token_type_ids": torch.from_numpy(
+                data["segment_ids"][i : i + size]
+            ).long(),
+            "attention_mask": torch.from_numpy(
+                data["padding_mask"][i : i + size]
+            ).long(),
+            "labels": torch.from_numpy(data["labels"][i : i + size]).long(),
+        }
+        for i in range(0, len(data["token_ids"]), size)
+    ]
+    bf16 = spec["precision"] == "bf16"
+    cursor = iter(range(10**9))
+
+    def train_step():
+        model.train()
+        batch = batches[next(cursor) % len(batches)]
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    def predict_step():
+        model.eval()
+        batch = dict(batches[next(cursor) % len(batches)])
+        batch.pop("labels")
+        with torch.inference_mode(), torch.autocast(
+            "cpu", dtype=torch.bfloat16, enabled=bf16
+        ):
+            logits = model(**batch).logits.float().numpy()
+        return float(logits[0, 0])
+
+    hf_timed_loop(spec, conductor, "train", train_step, versions,
+                  rss_after_import, warmup=True)
+    hf_timed_loop(spec, conductor, "predict", predict_step, versions,
+                  rss_after_import, warmup=False)
+    return {"attn_implementation": model.config._attn_implementation}
+
+
+def matmul_peak_worker(spec, conductor):
+    """Best FLOP/s of large square matmuls, float32 and bfloat16."""
+    size, threads = spec["size"], spec["threads"]
+    result = {"library": spec["library"], "size": size}
+    if spec["library"] == "torch":
+        import torch
+
+        torch.set_num_threads(threads)
+        result["version"] = torch.__version__
+        for precision, dtype in (("fp32", torch.float32),
+                                 ("bf16", torch.bfloat16)):
+            a = torch.randn(size, size).to(dtype)
+            b = torch.randn(size, size).to(dtype)
+
+            def run(a=a, b=b):
+                return torch.matmul(a, b)
+
+            result[f"{precision}_flops"] = _best_flops(
+                run, size, lambda r: r, spec["seconds"]
+            )
+    else:
+        import jax
+        import jax.numpy as jnp
+
+        result["version"] = jax.__version__
+        dot = jax.jit(jnp.dot)
+        for precision, dtype in (("fp32", jnp.float32),
+                                 ("bf16", jnp.bfloat16)):
+            key_a, key_b = jax.random.split(jax.random.PRNGKey(0))
+            a = jax.random.normal(key_a, (size, size), dtype)
+            b = jax.random.normal(key_b, (size, size), dtype)
+
+            def run(a=a, b=b):
+                return dot(a, b)
+
+            result[f"{precision}_flops"] = _best_flops(
+                run, size, lambda r: r.block_until_ready(), spec["seconds"]
+            )
+    conductor.send(
+        phase="ready",
+        setup_seconds=round(time.perf_counter() - conductor.started, 2),
+    )
+    conductor.send(phase="done", **result)
+    return 0
+
+
+def _best_flops(run, size, sync, seconds):
+    sync(run())  # warmup / compile
+    best, deadline, repeats = 0.0, time.perf_counter() + seconds, 0
+    while repeats < 3 or time.perf_counter() < deadline:
+        start = time.perf_counter()
+        sync(run())
+        best = max(best, 2 * size**3 / (time.perf_counter() - start))
+        repeats += 1
+    return best
+
+
+if __name__ == "__main__":
+    sys.exit(main())
