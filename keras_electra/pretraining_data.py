@@ -1035,7 +1035,11 @@ def pretraining_dataset(
 
     dataset = tf.data.Dataset.from_tensor_slices(files)
     if shuffle_buffer:
-        dataset = dataset.shuffle(len(files), seed=seed)
+        # Not reshuffled per iterator: Keras opens more than one iterator on
+        # the dataset, and `skip(position)` must find the same batches.
+        dataset = dataset.shuffle(
+            len(files), seed=seed, reshuffle_each_iteration=False
+        )
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.interleave(
@@ -1045,7 +1049,9 @@ def pretraining_dataset(
         deterministic=True,
     )
     if shuffle_buffer:
-        dataset = dataset.shuffle(shuffle_buffer, seed=seed)
+        dataset = dataset.shuffle(
+            shuffle_buffer, seed=seed, reshuffle_each_iteration=False
+        )
     dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
     dataset = dataset.map(
         parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True

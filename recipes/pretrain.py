@@ -295,6 +295,7 @@ def prepare_vocabulary(args, corpus):
                 args.vocabulary_size,
                 lowercase=not args.cased,
                 output_path=path,
+                errors=args.on_bad_file,
             )
     return keras_electra.ElectraTokenizer(
         vocabulary=pretraining_data.load_vocabulary(path),
