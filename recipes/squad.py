@@ -17,7 +17,6 @@ Defaults are the paper's: learning rate by size (small 3e-4, base 1e-4, large
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -31,8 +30,11 @@ import keras_electra  # noqa: E402
 from keras_electra import datasets  # noqa: E402
 from keras_electra import squad  # noqa: E402
 
-HYPERPARAMETERS = keras_electra.FINETUNING_HYPERPARAMETERS
-JIT_COMPILE = {"auto": "auto", "true": True, "false": False}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from finetune import HYPERPARAMETERS  # noqa: E402
+from finetune import JIT_COMPILE  # noqa: E402
+from finetune import size_of  # noqa: E402
+from finetune import write_json  # noqa: E402
 
 
 def build_parser():
@@ -197,9 +199,7 @@ def main(argv=None):
     }
 
     answerer = keras_electra.ElectraQuestionAnswerer.from_preset(args.preset)
-    size = "small" if answerer.backbone.hidden_dim <= 256 else (
-        "base" if answerer.backbone.hidden_dim <= 768 else "large"
-    )
+    size = size_of(answerer.backbone)
     learning_rate = args.learning_rate or HYPERPARAMETERS["learning_rate"][size]
     layer_decay = args.layer_decay or HYPERPARAMETERS["layer_decay"][size]
     steps_per_epoch = -(-len(train_windows) // args.batch_size)
@@ -257,11 +257,8 @@ def main(argv=None):
             "seconds": round(time.time() - start, 1),
             "dev": scores,
         }
-        for name, data in (("scores.json", result), ("predictions.json", predictions)):
-            partial = os.path.join(args.output, name + ".partial")
-            with open(partial, "w") as file:
-                json.dump(data, file, indent=2)
-            os.replace(partial, os.path.join(args.output, name))
+        write_json(os.path.join(args.output, "scores.json"), result)
+        write_json(os.path.join(args.output, "predictions.json"), predictions)
     return scores
 
 
