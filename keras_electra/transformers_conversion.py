@@ -485,7 +485,15 @@ class TransformersCheckpoint(contextlib.ExitStack):
                 "package: `pip install safetensors`."
             ) from None
         path = preset_utils.get_file(self.preset, filename)
-        file = self.enter_context(safetensors.safe_open(path, framework="np"))
+        try:
+            file = self.enter_context(
+                safetensors.safe_open(path, framework="np")
+            )
+        except Exception as error:
+            raise ValueError(
+                f"{_source(self.preset)}: {filename} is truncated or corrupt "
+                f"({type(error).__name__}: {error})."
+            ) from None
         for key in file.keys():
             self._add(key, lambda key=key, file=file: file.get_tensor(key))
 
@@ -501,7 +509,21 @@ class TransformersCheckpoint(contextlib.ExitStack):
             ) from None
         path = preset_utils.get_file(self.preset, filename)
         # weights_only=True: tensors only, never arbitrary pickled objects.
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # UnpicklingError, truncated zip, ...
+            detail = " ".join(str(error).split())[:300]
+            raise ValueError(
+                f"{_source(self.preset)}: {filename} is refused or corrupt: "
+                "only plain tensors are loaded from it (`torch.load(..., "
+                "weights_only=True)`), never pickled objects or code "
+                f"({type(error).__name__}: {detail})."
+            ) from None
+        if not isinstance(state, dict):
+            raise ValueError(
+                f"{_source(self.preset)}: {filename} holds a "
+                f"{type(state).__name__}, not a state dict of tensors."
+            )
         for key, tensor in state.items():
             if not torch.is_tensor(tensor):
                 continue
