@@ -283,3 +283,53 @@ def _check_embedding_owner(owner, **expected):
                 f"Cannot share embeddings: the embedding owner has "
                 f"`{name}={getattr(owner, name)}`, this backbone `{value}`."
             )
+
+
+# === Checking packed inputs before they reach the device ===
+
+# Out-of-range token ids gather garbage silently on some backends (JAX
+# clamps) and over-long sequences read past the position table; task models
+# check their packed inputs on the host with these. The marker lets the
+# models turn the failed `tf.data` assertions back into a `ValueError`.
+INPUT_ERROR = "Bad ELECTRA input:"
+
+
+def check_token_ids(token_ids, vocab_size, max_sequence_length):
+    """Raise a `ValueError` if `token_ids` (an array) cannot be embedded."""
+    import numpy as np
+
+    ids = np.asarray(keras.ops.convert_to_numpy(token_ids))
+    if ids.ndim and ids.shape[-1] > max_sequence_length:
+        raise ValueError(
+            f"{INPUT_ERROR} sequences of length {ids.shape[-1]} are longer "
+            f"than the model's `max_sequence_length` ({max_sequence_length})."
+        )
+    if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
+        raise ValueError(
+            f"{INPUT_ERROR} token ids must be in [0, {vocab_size}) (the "
+            f"vocabulary size); found ids from {ids.min()} to {ids.max()}."
+        )
+
+
+def tf_check_token_ids(tf, token_ids, vocab_size, max_sequence_length):
+    """`token_ids` (a graph tensor) after asserting what `check_token_ids`
+    checks."""
+    checks = [
+        tf.debugging.assert_less_equal(
+            tf.shape(token_ids)[-1],
+            max_sequence_length,
+            message=f"{INPUT_ERROR} sequences are longer than the model's "
+            f"`max_sequence_length` ({max_sequence_length}).",
+        ),
+        tf.debugging.assert_non_negative(
+            token_ids, message=f"{INPUT_ERROR} token ids below 0."
+        ),
+        tf.debugging.assert_less(
+            token_ids,
+            tf.cast(vocab_size, token_ids.dtype),
+            message=f"{INPUT_ERROR} token ids >= the vocabulary size "
+            f"{vocab_size}.",
+        ),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(token_ids)

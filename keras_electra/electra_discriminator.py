@@ -9,7 +9,9 @@ from keras_electra.electra_heads import ElectraReplacedTokenHead
 
 
 @keras.saving.register_keras_serializable(package="keras_electra")
-class ElectraDiscriminator(keras_hub.models.Task):
+class ElectraDiscriminator(
+    electra_presets.SavesAtomically, keras_hub.models.Task
+):
     """An `ElectraBackbone` that scores every token as original or replaced.
 
     Takes `{"token_ids", "segment_ids", "padding_mask"}` and returns one logit

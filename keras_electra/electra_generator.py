@@ -10,7 +10,9 @@ from keras_electra.electra_backbone import gelu_activation
 
 
 @keras.saving.register_keras_serializable(package="keras_electra")
-class ElectraGenerator(keras_hub.models.MaskedLM):
+class ElectraGenerator(
+    electra_presets.SavesAtomically, keras_hub.models.MaskedLM
+):
     """An `ElectraBackbone` with a masked-LM head, logits at masked positions.
 
     The head is keras-hub's `MaskedLMHead`: dense to the embedding width,

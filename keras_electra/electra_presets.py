@@ -5,8 +5,11 @@ Built-in presets are configurations only (random initialisation); the sizes
 are those of the ELECTRA paper (Clark et al., 2020, Table 6).
 """
 
+import contextlib
 import inspect
 import os
+import shutil
+import uuid
 
 import keras_hub
 from keras_hub.src.utils import preset_utils
@@ -95,6 +98,26 @@ def check_preset(preset):
         )
 
 
+def max_sequence_length(preset):
+    """The backbone's `max_sequence_length` in `preset`'s config, or `None`.
+
+    Reads `config.json` only (a saved preset's or a `transformers`
+    checkpoint's); `None` where it cannot tell.
+    """
+    if preset in PRESETS:
+        return PRESETS[preset]["backbone"]["max_sequence_length"]
+    try:
+        config = preset_utils.load_json(preset, preset_utils.CONFIG_FILE)
+    except Exception:
+        return None
+    if not isinstance(config, dict):
+        return None
+    saved = config.get("config")
+    if isinstance(saved, dict) and "max_sequence_length" in saved:
+        return saved["max_sequence_length"]
+    return config.get("max_position_embeddings")
+
+
 def split_backbone_kwargs(backbone_cls, kwargs):
     """Split `kwargs` into backbone config overrides and the rest."""
     names = set(inspect.signature(backbone_cls.__init__).parameters) - {
@@ -131,8 +154,27 @@ def load_backbone(cls, preset, load_weights, overrides):
     overrides.pop("dtype", None)
     backbone = cls.from_config({**config, **overrides})
     if load_weights:
-        loader._load_backbone_weights(backbone)
+        with weights_errors(preset, preset_utils.MODEL_WEIGHTS_FILE):
+            loader._load_backbone_weights(backbone)
     return backbone
+
+
+@contextlib.contextmanager
+def weights_errors(preset, filename):
+    """h5py's `OSError` on a truncated file, or Keras' `ValueError` on weights
+    of other shapes, as a `ValueError` that names the preset and the file."""
+    try:
+        yield
+    except (OSError, ValueError) as error:
+        detail = " ".join(str(error).split())
+        if len(detail) > 400:
+            detail = detail[:400] + "..."
+        raise ValueError(
+            f"Cannot load {filename} of preset '{preset}': the file is "
+            f"truncated or corrupt, or its weights do not match the shapes "
+            f"of the preset's {preset_utils.CONFIG_FILE} "
+            f"({type(error).__name__}: {detail})"
+        ) from error
 
 
 def load_task(cls, preset, load_weights, kwargs):
@@ -179,9 +221,83 @@ def load_task(cls, preset, load_weights, kwargs):
     if load_weights and preset_utils.check_file_exists(
         preset, preset_utils.TASK_WEIGHTS_FILE
     ):
-        task.load_task_weights(
-            preset_utils.get_file(preset, preset_utils.TASK_WEIGHTS_FILE)
-        )
+        with weights_errors(preset, preset_utils.TASK_WEIGHTS_FILE):
+            task.load_task_weights(
+                preset_utils.get_file(preset, preset_utils.TASK_WEIGHTS_FILE)
+            )
     if compile:
         task.compile()
     return task
+
+
+class SavesAtomically:
+    """Mixin for keras-hub tasks: `save_to_preset` through `save_atomically`,
+    so a failure leaves no half-written preset and a previous preset at that
+    path intact."""
+
+    def save_to_preset(self, preset_dir, max_shard_size=10):
+        """Save as a preset directory, atomically (see
+        `keras_electra.electra_presets.save_atomically`)."""
+        save = super().save_to_preset
+        save_atomically(
+            lambda directory: save(directory, max_shard_size=max_shard_size),
+            preset_dir,
+        )
+
+
+def save_atomically(save, preset_dir):
+    """Write a preset with `save(directory)`, replacing `preset_dir` only
+    once the new preset is complete.
+
+    `save` writes into a temporary directory next to `preset_dir`, which is
+    then renamed into place: a failure (disk full, permission denied, ...)
+    leaves no half-written preset and a previous preset in `preset_dir`
+    intact. `preset_dir` must be new, empty or a preset (with a
+    `config.json`), which is replaced as a whole; any other directory is
+    refused with a `ValueError` rather than deleted.
+    """
+    preset_dir = os.path.abspath(os.fspath(preset_dir))
+    if os.path.exists(preset_dir):
+        if not os.path.isdir(preset_dir):
+            raise ValueError(f"'{preset_dir}' exists and is not a directory.")
+        if os.listdir(preset_dir) and not os.path.exists(
+            os.path.join(preset_dir, preset_utils.CONFIG_FILE)
+        ):
+            raise ValueError(
+                f"'{preset_dir}' is a non-empty directory without "
+                f"{preset_utils.CONFIG_FILE}, not a preset: not replacing "
+                "it. Save to a new or empty directory."
+            )
+    parent = os.path.dirname(preset_dir)
+    os.makedirs(parent, exist_ok=True)
+    # Not `tempfile.mkdtemp`, whose 0o700 the preset would keep: the usual
+    # permissions (umask), and a fresh name.
+    while True:
+        staging = os.path.join(parent, f".electra-preset-{uuid.uuid4().hex}")
+        try:
+            os.mkdir(staging)
+            break
+        except FileExistsError:
+            continue
+    try:
+        save(staging)
+        _replace_directory(staging, preset_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _replace_directory(source, target):
+    """Rename `source` to `target`; an old `target` is removed only after."""
+    if not os.path.exists(target):
+        os.rename(source, target)
+        return
+    backup = os.path.join(
+        os.path.dirname(target), f".electra-old-{uuid.uuid4().hex}"
+    )
+    os.rename(target, backup)
+    try:
+        os.rename(source, target)
+    except BaseException:
+        os.rename(backup, target)  # Put the previous preset back.
+        raise
+    shutil.rmtree(backup, ignore_errors=True)

@@ -29,9 +29,7 @@ ablations (Section 3.2), selected with `objective`; step 1 is shared by all:
 
 import json
 import os
-import shutil
 import sys
-import tempfile
 
 import keras
 from keras import ops
@@ -792,21 +790,29 @@ class ElectraPretrainer(keras.Model):
             ElectraDiscriminator: self.discriminator,
             ElectraGenerator: self.masked_lm,
         }.get(task_class)
+        weights_errors = electra_presets.weights_errors
         if task is not None:
-            task.load_task_weights(
-                preset_utils.get_file(preset, preset_utils.TASK_WEIGHTS_FILE)
-            )
+            with weights_errors(preset, preset_utils.TASK_WEIGHTS_FILE):
+                task.load_task_weights(
+                    preset_utils.get_file(preset, preset_utils.TASK_WEIGHTS_FILE)
+                )
         mlm_head_weights = os.path.join(preset, MLM_HEAD_WEIGHTS_FILE)
         if self.masked_lm is not None and os.path.exists(mlm_head_weights):
-            self.masked_lm.load_task_weights(mlm_head_weights)
+            with weights_errors(preset, MLM_HEAD_WEIGHTS_FILE):
+                self.masked_lm.load_task_weights(mlm_head_weights)
         generator_preset = os.path.join(preset, GENERATOR_DIR)
         if self.generator is not None and os.path.isdir(generator_preset):
-            self.generator.backbone.load_weights(
-                os.path.join(generator_preset, preset_utils.MODEL_WEIGHTS_FILE)
-            )
-            self.generator.load_task_weights(
-                os.path.join(generator_preset, preset_utils.TASK_WEIGHTS_FILE)
-            )
+            with weights_errors(preset, GENERATOR_DIR + "/"):
+                self.generator.backbone.load_weights(
+                    os.path.join(
+                        generator_preset, preset_utils.MODEL_WEIGHTS_FILE
+                    )
+                )
+                self.generator.load_task_weights(
+                    os.path.join(
+                        generator_preset, preset_utils.TASK_WEIGHTS_FILE
+                    )
+                )
 
     def save_to_preset(self, preset_dir):
         """Save both towers (and the tokenizer) as a preset directory.
@@ -824,33 +830,26 @@ class ElectraPretrainer(keras.Model):
         moved into place, so a failure never leaves a half-written preset
         behind.
         """
-        preset_dir = os.path.abspath(preset_dir)
-        parent = os.path.dirname(preset_dir)
-        os.makedirs(parent, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=".electra-preset-", dir=parent)
-        try:
-            if self.discriminator is not None:
-                self.discriminator.save_to_preset(staging)
-                if self.masked_lm is not None:
-                    self.masked_lm.save_task_weights(
-                        os.path.join(staging, MLM_HEAD_WEIGHTS_FILE)
-                    )
-            else:
-                self.masked_lm.save_to_preset(staging)
-            if self.generator is not None:
-                self.generator.save_to_preset(
-                    os.path.join(staging, GENERATOR_DIR)
+        electra_presets.save_atomically(self._write_preset, preset_dir)
+
+    def _write_preset(self, directory):
+        if self.discriminator is not None:
+            self.discriminator.save_to_preset(directory)
+            if self.masked_lm is not None:
+                self.masked_lm.save_task_weights(
+                    os.path.join(directory, MLM_HEAD_WEIGHTS_FILE)
                 )
-            if self.tokenizer is not None:
-                self.tokenizer.save_to_preset(staging)
-            config = self.get_config()
-            for key in ("backbone", "name", "trainable", "dtype"):
-                config.pop(key, None)
-            with open(os.path.join(staging, PRETRAINER_CONFIG_FILE), "w") as f:
-                json.dump(config, f, indent=4)
-            _replace_directory(staging, preset_dir)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            self.masked_lm.save_to_preset(directory)
+        if self.generator is not None:
+            self.generator.save_to_preset(os.path.join(directory, GENERATOR_DIR))
+        if self.tokenizer is not None:
+            self.tokenizer.save_to_preset(directory)
+        config = self.get_config()
+        for key in ("backbone", "name", "trainable", "dtype"):
+            config.pop(key, None)
+        with open(os.path.join(directory, PRETRAINER_CONFIG_FILE), "w") as f:
+            json.dump(config, f, indent=4)
 
 
 def _masked_lm_loss(logits, targets, weights):
@@ -919,17 +918,3 @@ def special_token_ids(tokenizer):
             "ELECTRA pre-training needs [PAD], [CLS], [SEP] and [MASK]."
         )
     return {name: vocabulary.index(t) for name, t in SPECIAL_TOKENS.items()}
-
-
-def _replace_directory(source, target):
-    """Move `source` to `target`, replacing any old `target` only at the end."""
-    backup = None
-    if os.path.exists(target):
-        backup = tempfile.mkdtemp(
-            prefix=".electra-old-", dir=os.path.dirname(target)
-        )
-        os.rmdir(backup)
-        os.rename(target, backup)
-    os.rename(source, target)
-    if backup:
-        shutil.rmtree(backup, ignore_errors=True)

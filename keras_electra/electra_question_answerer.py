@@ -6,11 +6,14 @@ import keras_hub
 from keras_electra import electra_presets
 from keras_electra.electra_backbone import ElectraBackbone
 from keras_electra.electra_backbone import electra_kernel_initializer
+from keras_electra.electra_text_classifier import CheckedInputs
 from keras_electra.optimization import electra_adamw
 
 
 @keras.saving.register_keras_serializable(package="keras_electra")
-class ElectraQuestionAnswerer(keras_hub.models.Task):
+class ElectraQuestionAnswerer(
+    CheckedInputs, electra_presets.SavesAtomically, keras_hub.models.Task
+):
     """An ELECTRA encoder with start and end logits for every token.
 
     Input: `[CLS] question [SEP] context [SEP]` packed as
@@ -71,6 +74,10 @@ class ElectraQuestionAnswerer(keras_hub.models.Task):
             "end_logits": logits[..., 1],
         }
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+
+    def _label_limits(self):
+        # Labels are (start, end) positions, not classes.
+        return None
 
     def compile(self, optimizer="auto", loss="auto", **kwargs):
         """Defaults: AdamW(1e-4, epsilon 1e-6, weight decay 0.01 off LayerNorm

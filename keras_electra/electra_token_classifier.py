@@ -7,17 +7,24 @@ import numpy as np
 from keras_electra import electra_presets
 from keras_electra.electra_backbone import ElectraBackbone
 from keras_electra.electra_backbone import electra_kernel_initializer
+from keras_electra.electra_text_classifier import CheckedInputs
 from keras_electra.optimization import electra_adamw
 
 
 @keras.saving.register_keras_serializable(package="keras_electra")
-class ElectraTokenClassifier(keras_hub.models.Task):
+class ElectraTokenClassifier(
+    CheckedInputs, electra_presets.SavesAtomically, keras_hub.models.Task
+):
     """An ELECTRA encoder with dropout and a dense layer on every token.
 
     The head has the shape of Hugging Face's
     `ElectraForTokenClassification`. Train it on word-level labels with
     `align_word_labels`, which labels each word's first piece and gives the
     other pieces (and `[CLS]`, `[SEP]`, padding) zero weight.
+
+    Like `ElectraTextClassifier`, `fit`, `evaluate` and `predict` check
+    token ids, sequence lengths and labels (in `[0, num_classes)`, or the
+    compiled loss' `ignore_class`) first, with a `ValueError`.
 
     Args:
         backbone: `ElectraBackbone`.
@@ -48,6 +55,7 @@ class ElectraTokenClassifier(keras_hub.models.Task):
     """
 
     backbone_cls = ElectraBackbone
+    sparse_label_rank = 2  # One class index per token.
 
     def __init__(self, backbone, num_classes, dropout=0.1, **kwargs):
         if not isinstance(num_classes, int) or num_classes < 2:

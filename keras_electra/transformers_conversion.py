@@ -42,8 +42,6 @@ import inspect
 import json
 import math
 import os
-import shutil
-import tempfile
 import warnings
 
 import keras
@@ -54,10 +52,10 @@ from keras_hub.src.utils import preset_utils
 from keras_electra.electra_backbone import ElectraBackbone
 from keras_electra.electra_discriminator import ElectraDiscriminator
 from keras_electra.electra_generator import ElectraGenerator
+from keras_electra import electra_presets
 from keras_electra.electra_presets import PRESETS
 from keras_electra.electra_presets import split_backbone_kwargs
 from keras_electra.electra_pretrainer import ElectraPretrainer
-from keras_electra.electra_pretrainer import _replace_directory
 from keras_electra.electra_question_answerer import ElectraQuestionAnswerer
 from keras_electra.electra_text_classifier import ElectraTextClassifier
 from keras_electra.electra_token_classifier import ElectraTokenClassifier
@@ -485,7 +483,15 @@ class TransformersCheckpoint(contextlib.ExitStack):
                 "package: `pip install safetensors`."
             ) from None
         path = preset_utils.get_file(self.preset, filename)
-        file = self.enter_context(safetensors.safe_open(path, framework="np"))
+        try:
+            file = self.enter_context(
+                safetensors.safe_open(path, framework="np")
+            )
+        except Exception as error:
+            raise ValueError(
+                f"{_source(self.preset)}: {filename} is truncated or corrupt "
+                f"({type(error).__name__}: {error})."
+            ) from None
         for key in file.keys():
             self._add(key, lambda key=key, file=file: file.get_tensor(key))
 
@@ -501,7 +507,21 @@ class TransformersCheckpoint(contextlib.ExitStack):
             ) from None
         path = preset_utils.get_file(self.preset, filename)
         # weights_only=True: tensors only, never arbitrary pickled objects.
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as error:  # UnpicklingError, truncated zip, ...
+            detail = " ".join(str(error).split())[:300]
+            raise ValueError(
+                f"{_source(self.preset)}: {filename} is refused or corrupt: "
+                "only plain tensors are loaded from it (`torch.load(..., "
+                "weights_only=True)`), never pickled objects or code "
+                f"({type(error).__name__}: {detail})."
+            ) from None
+        if not isinstance(state, dict):
+            raise ValueError(
+                f"{_source(self.preset)}: {filename} holds a "
+                f"{type(state).__name__}, not a state dict of tensors."
+            )
         for key, tensor in state.items():
             if not torch.is_tensor(tensor):
                 continue
@@ -935,12 +955,7 @@ def export_to_transformers(model, directory, tokenizer=None):
         if num_labels == 1:
             config["problem_type"] = "regression"
 
-    directory = os.path.abspath(os.fspath(directory))
-    _check_replaceable(directory)
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".electra-transformers-", dir=parent)
-    try:
+    def write(staging):
         from safetensors.numpy import save_file
 
         # transformers reads safetensors only with a "format" entry.
@@ -952,27 +967,12 @@ def export_to_transformers(model, directory, tokenizer=None):
         _write_json(os.path.join(staging, CONFIG_FILE), config)
         if vocabulary is not None:
             _write_tokenizer(staging, tokenizer, vocabulary, backbone)
-        _replace_directory(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+
+    electra_presets.save_atomically(write, directory)
 
 
 def _numpy(variable):
     return keras.ops.convert_to_numpy(keras.ops.cast(variable, "float32"))
-
-
-def _check_replaceable(directory):
-    if not os.path.exists(directory):
-        return
-    if not os.path.isdir(directory):
-        raise ValueError(f"'{directory}' exists and is not a directory.")
-    if os.listdir(directory) and not os.path.exists(
-        os.path.join(directory, CONFIG_FILE)
-    ):
-        raise ValueError(
-            f"'{directory}' is a non-empty directory without a "
-            f"{CONFIG_FILE}; refusing to replace it with a checkpoint."
-        )
 
 
 def _write_json(path, data):

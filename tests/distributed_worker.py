@@ -126,7 +126,6 @@ def masks(pretrainer, data, batch_size):
 
 def run_jax(out):
     import jax
-    import keras
 
     from keras_electra.distribution import distribution_scope
 

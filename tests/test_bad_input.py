@@ -1,8 +1,6 @@
 """Bad input fails early with a ValueError that names the problem."""
 
-import keras
 import keras_hub
-import numpy as np
 import pytest
 
 import keras_electra

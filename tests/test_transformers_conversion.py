@@ -236,7 +236,7 @@ def test_hf_handle_goes_through_the_converter(tmp_path, monkeypatch):
     from keras_hub.src.utils import preset_utils
 
     reference = hf_model("ElectraForPreTraining", hf_config())
-    path = save(reference, tmp_path / "owner" / "name")
+    save(reference, tmp_path / "owner" / "name")
     fetched = []
 
     def hf_hub_download(repo_id, filename, **kwargs):
