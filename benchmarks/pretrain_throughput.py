@@ -40,7 +40,8 @@ Also measured, before and after the timed rounds: the machine's
 matrix-multiply peak (float32 and bfloat16; large `torch.matmul`, and
 `jnp.dot` when JAX is benchmarked; the best of all is the peak), and from it
 the model-FLOPs utilisation (MFU) of each variant. Model FLOPs are counted
-analytically, the same for every variant: `6 * matmul parameters * tokens`
+analytically (`keras_electra.flops`), the same for every variant:
+`6 * matmul parameters * tokens`
 for the generator and the discriminator (embedding projection, attention and
 feed-forward projections, the discriminator's head), plus attention scores
 and values (`12 * sequence_length * hidden` per token and layer), plus the
@@ -67,6 +68,7 @@ Writes JSON to `benchmarks/results/pretrain_throughput_<backends>.json`
 import argparse
 import ast
 import datetime
+import importlib.util
 import json
 import os
 import platform
@@ -268,62 +270,17 @@ def preset_configs(preset, vocab_size):
     return discriminator, generator
 
 
-def num_masked(sequence_length):
-    return int((MASK_RATE + 0.005) * sequence_length)
+def load_flops():
+    """`keras_electra.flops`, without importing Keras (each worker picks its
+    own backend); the module imports nothing."""
+    path = os.path.join(ROOT, "keras_electra", "flops.py")
+    spec = importlib.util.spec_from_file_location("keras_electra_flops", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-# === Model FLOPs ============================================================
-
-
-def encoder_matmul_parameters(config):
-    """Matmul weights one token goes through in the encoder."""
-    hidden, width = config["hidden_dim"], config["embedding_dim"]
-    projection = hidden * width if hidden != width else 0
-    layer = 4 * hidden * hidden + 2 * hidden * config["intermediate_dim"]
-    return projection + config["num_layers"] * layer
-
-
-def attention_flops(config, sequence_length):
-    """Forward FLOPs per token of the scores and the weighted values."""
-    return 4 * sequence_length * config["hidden_dim"] * config["num_layers"]
-
-
-def pretrain_step_flops(discriminator, generator, batch, length):
-    """Training FLOPs (3x forward) of one ELECTRA step, useful work only."""
-    tokens = batch * length
-    masked = batch * num_masked(length)
-    hidden = discriminator["hidden_dim"]
-    per_token = (
-        encoder_matmul_parameters(discriminator)
-        + hidden * hidden
-        + hidden  # replaced-token head
-        + encoder_matmul_parameters(generator)
-    )
-    width = generator["embedding_dim"]
-    per_masked = generator["hidden_dim"] * width + width * generator[
-        "vocab_size"
-    ]  # MLM head: dense, then the tied vocabulary projection
-    forward = (
-        2 * per_token * tokens
-        + 2 * per_masked * masked
-        + tokens
-        * (
-            attention_flops(discriminator, length)
-            + attention_flops(generator, length)
-        )
-    )
-    return 3 * forward
-
-
-def classifier_flops(config, batch, length, training):
-    """FLOPs of a classifier step (3x forward) or prediction (1x)."""
-    tokens = batch * length
-    forward = tokens * (
-        2 * encoder_matmul_parameters(config) + attention_flops(config, length)
-    )
-    hidden = config["hidden_dim"]
-    forward += batch * 2 * (hidden * hidden + 2 * hidden)  # the head, [CLS]
-    return 3 * forward if training else forward
+flops = load_flops()
 
 
 # === Orchestration =========================================================
@@ -676,21 +633,23 @@ def summarise(title, workers, args, discriminator, generator, peak):
         for phase in spec["phases"]:
             seconds = step_seconds(worker, phase)
             if title == "pretrain":
-                flops = pretrain_step_flops(
-                    discriminator, generator, args.batch_size,
-                    args.sequence_length,
+                step_flops = flops.pretraining_step_flops(
+                    "electra", discriminator, generator, args.batch_size,
+                    args.sequence_length, MASK_RATE,
                 )
             else:
-                flops = classifier_flops(
+                step_flops = flops.classifier_step_flops(
                     discriminator, args.batch_size, args.sequence_length,
                     training=phase == "train",
                 )
             row[phase] = {
                 "step_ms": round(1000 * seconds, 2),
                 "tokens_per_second": round(tokens / seconds, 1),
-                "model_flops_per_step": flops,
-                "tflops_per_second": round(flops / seconds / 1e12, 4),
-                "mfu": round(flops / seconds / peak[spec["precision"]], 4),
+                "model_flops_per_step": step_flops,
+                "tflops_per_second": round(step_flops / seconds / 1e12, 4),
+                "mfu": round(
+                    step_flops / seconds / peak[spec["precision"]], 4
+                ),
             }
         rows.append(row)
     # Ratios against the transformers rows of the same section.
@@ -1082,7 +1041,7 @@ def hf_pretrain_worker(spec, conductor):
         for i in range(0, len(data["token_ids"]), spec["batch_size"])
     ]
     bf16 = spec["precision"] == "bf16"
-    max_masked = num_masked(spec["sequence_length"])
+    max_masked = flops.num_masked_positions(spec["sequence_length"], MASK_RATE)
     cursor = iter(range(10**9))
 
     def step():

@@ -1,6 +1,7 @@
 """keras_electra: ELECTRA pre-training and fine-tuning for Keras 3."""
 
 from keras_electra import datasets
+from keras_electra import flops
 from keras_electra import pretraining_data
 from keras_electra.checkpointing import PretrainingCheckpoint
 from keras_electra.checkpointing import latest_checkpoint

@@ -141,6 +141,21 @@ def build_parser():
         help="Tokens per packed example.",
     )
     training.add_argument(
+        "--reinitialize-layers",
+        type=int,
+        default=0,
+        help="Re-initialise the top N transformer layers of the pre-trained "
+        "encoder at random before fine-tuning (the number of layers: keep "
+        "only the embeddings).",
+    )
+    training.add_argument(
+        "--max-train-examples",
+        type=int,
+        default=None,
+        help="Train on a random subset of this many examples (the same "
+        "subset for every --seed); default: all.",
+    )
+    training.add_argument(
         "--head",
         choices=["hf", "original"],
         default="hf",
@@ -228,6 +243,30 @@ def load_task(args):
     return splits, num_classes, metrics
 
 
+def reinitialize_top_layers(backbone, count):
+    """Give the top `count` transformer layers fresh random weights."""
+    layers = backbone.transformer_layers
+    if not 0 < count <= len(layers):
+        raise ValueError(
+            f"--reinitialize-layers must be in [1, {len(layers)}]; got {count}."
+        )
+    fresh = type(backbone).from_config(backbone.get_config())
+    for layer, new in zip(layers[-count:], fresh.transformer_layers[-count:]):
+        layer.set_weights(new.get_weights())
+
+
+def subset(split, size):
+    """`size` examples of a split, chosen at random (seed 0), in order."""
+    count = len(split["labels"])
+    keep = np.sort(np.random.default_rng(0).permutation(count)[:size])
+    return {
+        name: np.asarray(values)[keep]
+        if isinstance(values, np.ndarray)
+        else [values[i] for i in keep]
+        for name, values in split.items()
+    }
+
+
 def text_features(texts):
     """Strings, or a tuple of two string lists for sentence pairs."""
     if texts and isinstance(texts[0], (tuple, list)):
@@ -268,6 +307,8 @@ def main(argv=None):
     if args.bf16:
         keras.config.set_dtype_policy("mixed_bfloat16")
     splits, num_classes, metrics = load_task(args)
+    if args.max_train_examples:
+        splits["train"] = subset(splits["train"], args.max_train_examples)
     epochs = args.epochs or HYPERPARAMETERS["epochs"].get(
         args.task, HYPERPARAMETERS["epochs"]["default"]
     )
@@ -283,6 +324,8 @@ def main(argv=None):
         load_weights=not args.from_scratch,
         preprocessor=None,
     )
+    if args.reinitialize_layers and not args.from_scratch:
+        reinitialize_top_layers(classifier.backbone, args.reinitialize_layers)
     size = args.size or size_of(classifier.backbone)
     learning_rate = args.learning_rate or HYPERPARAMETERS["learning_rate"][size]
     layer_decay = args.layer_decay or HYPERPARAMETERS["layer_decay"][size]
@@ -329,7 +372,9 @@ def main(argv=None):
         "learning_rate": learning_rate,
         "layer_decay": layer_decay,
         "pooling": args.pooling,
+        "reinitialized_layers": 0 if args.from_scratch else args.reinitialize_layers,
         "seed": args.seed,
+        "train_examples": len(splits["train"]["labels"]),
         "seconds": round(time.time() - start, 1),
         "history": history,
         "dev": history[-1]["dev"],

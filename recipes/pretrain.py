@@ -36,7 +36,6 @@ import argparse
 import json
 import math
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -45,6 +44,7 @@ import keras  # noqa: E402
 
 import keras_electra  # noqa: E402
 from keras_electra import datasets  # noqa: E402
+from keras_electra import electra_pretrainer  # noqa: E402
 from keras_electra.distribution import distribution_scope  # noqa: E402
 from keras_electra.distribution import supported_kinds  # noqa: E402
 from keras_electra import pretraining_data  # noqa: E402
@@ -144,6 +144,13 @@ def build_parser():
             default=None,
             help=help_text + " Default: the --size preset's.",
         )
+    model.add_argument(
+        "--objective",
+        choices=electra_pretrainer.OBJECTIVES,
+        default="electra",
+        help="Pre-training objective: ELECTRA, BERT-style MLM or one of the "
+        "paper's ablations (see ElectraPretrainer).",
+    )
     model.add_argument(
         "--generator-size",
         type=float,
@@ -312,6 +319,7 @@ def build_pretrainer(args, tokenizer):
         )
     options = {
         "seed": args.seed,
+        "objective": args.objective,
         "discriminator_weight": args.discriminator_weight,
     }
     for name in ("generator_size", "mask_rate"):
@@ -470,8 +478,8 @@ def pretrain(args, dist):
         initial_epoch, position = state["initial_epoch"], state["data_position"]
         print(f"Resuming from {latest} (step {state['step']:,}).")
     print(
-        f"Pre-training {pretrainer.discriminator.backbone.count_params():,}"
-        f"-parameter discriminator for {total_steps:,} steps of "
+        f"Pre-training {pretrainer.backbone.count_params():,}"
+        f"-parameter encoder ({args.objective}) for {total_steps:,} steps of "
         f"{args.batch_size} x {args.max_sequence_length} tokens on "
         f"{keras.config.backend()} ({args.distribute}, "
         f"{dist.num_replicas} replica(s)).",

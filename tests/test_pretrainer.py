@@ -222,6 +222,34 @@ def test_loss_goes_down_with_fit():
     assert history["loss"][-1] < history["loss"][0]
 
 
+def test_discriminator_learns_to_spot_replacements():
+    # Rows count up (t, t+1, t+2, ...): a token replaced at random breaks
+    # the count, which only the context shows. The discriminator must learn
+    # it from its own loss, well past always answering "original".
+    rng = np.random.default_rng(0)
+    batch_size, length = 16, 24
+    starts = rng.integers(MASK + 1, VOCAB_SIZE - length, size=(48 * batch_size, 1))
+    token_ids = (starts + np.arange(length)).astype("int32")
+    token_ids[:, 0], token_ids[:, -1] = CLS, SEP
+    pretrainer = tiny_pretrainer(
+        seed=3, uniform_generator=True,
+        backbone_overrides=dict(
+            num_layers=2, hidden_dim=32, embedding_dim=32, intermediate_dim=64
+        ),
+    )
+    pretrainer.compile(optimizer=keras_electra.electra_adamw(1e-3))
+    history = pretrainer.fit(
+        {"token_ids": token_ids}, batch_size=batch_size, epochs=4, verbose=0
+    ).history
+    replaced = history["replaced_fraction"][-1]
+    always_original = -(
+        replaced * np.log(replaced) + (1 - replaced) * np.log(1 - replaced)
+    )
+    assert history["discriminator_loss"][-1] < 0.6 * always_original
+    assert history["discriminator_recall"][-1] > 0.5
+    assert history["discriminator_precision"][-1] > 0.8
+
+
 def test_fit_without_jit_compile():
     pretrainer = tiny_pretrainer(seed=10)
     pretrainer.compile(jit_compile=False)

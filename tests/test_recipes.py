@@ -129,6 +129,37 @@ def test_finetune_writes_scores(pretrained, tmp_path):
     assert saved["test"]["accuracy"] == scores["test"]["accuracy"]
     assert 0 <= saved["dev"]["accuracy"] <= 1
     assert [epoch["epoch"] for epoch in saved["history"]] == [1]
+    assert saved["train_examples"] == 24
+
+
+def test_finetune_reinitializes_only_the_top_layers():
+    import keras_electra
+
+    backbone = keras_electra.ElectraBackbone(
+        vocab_size=40, num_layers=2, num_heads=2, hidden_dim=16,
+        embedding_dim=8, intermediate_dim=32, max_sequence_length=16,
+    )
+    before = [w.copy() for w in backbone.get_weights()]
+    paths = [w.path for w in backbone.weights]
+    finetune.reinitialize_top_layers(backbone, 1)
+    for path, old, new in zip(paths, before, backbone.get_weights()):
+        if path.startswith("transformer_layer_1/") and path.endswith("kernel"):
+            assert not np.array_equal(old, new), path
+        elif not path.startswith("transformer_layer_1/"):
+            np.testing.assert_array_equal(old, new, err_msg=path)
+    with pytest.raises(ValueError, match="reinitialize-layers"):
+        finetune.reinitialize_top_layers(backbone, 3)
+
+
+def test_finetune_max_train_examples_is_one_fixed_subset():
+    split = {"texts": [f"text {i}" for i in range(20)],
+             "labels": np.arange(20, dtype="int32")}
+    first = finetune.subset(split, 5)
+    assert first["texts"] == [f"text {i}" for i in first["labels"]]
+    assert list(first["labels"]) == sorted(first["labels"])  # file order
+    assert len(set(first["labels"])) == 5
+    np.testing.assert_array_equal(finetune.subset(split, 5)["labels"],
+                                  first["labels"])
 
 
 def test_squad_trains_and_scores(pretrained, tmp_path):

@@ -1,0 +1,473 @@
+"""ELECTRA against BERT-style MLM (and the paper's ablations) at equal compute.
+
+The paper's Table 1 / Table 5 question at CPU scale: pre-train the same
+encoder on the same corpus (the demo corpus: State of the Union addresses,
+the Brown corpus and the movie-review training text, see `recipes/demo.py`)
+with each objective for the same number of model FLOPs
+(`keras_electra.flops`, counted analytically), then fine-tune every
+checkpoint along the way on the movie-review sentiment task with identical
+settings (the demo's), for several seeds; plus the same classifier from
+random weights. Objectives with a generator pay for it: they get fewer
+steps than MLM for the same FLOPs.
+
+Prints a table (test accuracy, mean +- std over seeds, per objective and
+compute), writes it with every run's scores to
+`benchmarks/results/electra_vs_mlm.json` and plots accuracy against
+pre-training compute in `benchmarks/results/electra_vs_mlm.png`.
+Intermediate presets and logs go to `--work-dir`; a run that is interrupted
+starts again where it stopped (finished runs are read from
+`runs.jsonl` there).
+
+    KERAS_BACKEND=tensorflow python benchmarks/electra_vs_mlm.py
+    python benchmarks/electra_vs_mlm.py --objectives electra,mlm,electra_15,replace_mlm,all_tokens_mlm
+    python benchmarks/electra_vs_mlm.py --quick      # smoke run, minutes
+
+The budget is given as `--electra-steps`: the FLOPs of that many ELECTRA
+steps of the configured model, batch and sequence length.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipes"))
+
+import keras  # noqa: E402
+
+import keras_electra  # noqa: E402
+from keras_electra import datasets  # noqa: E402
+from keras_electra import flops  # noqa: E402
+from keras_electra import pretraining_data  # noqa: E402
+
+import demo  # noqa: E402
+import finetune  # noqa: E402
+import pretrain  # noqa: E402
+
+QUICK = {
+    "num_layers": 1,
+    "hidden_dim": 64,
+    "vocabulary_size": 2000,
+    "max_sequence_length": 64,
+    "electra_steps": 20,
+    "checkpoints": 2,
+    "seeds": 1,
+    "in_domain_copies": 1,
+    "finetuning_epochs": 1,
+    "finetuning_examples": 500,
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add = parser.add_argument
+    add(
+        "--objectives",
+        default="electra,mlm",
+        help="Comma-separated ElectraPretrainer objectives to compare.",
+    )
+    add("--seeds", type=int, default=3, help="Seeds per objective.")
+    add(
+        "--electra-steps",
+        type=int,
+        default=3000,
+        help="Compute budget: the FLOPs of this many ELECTRA steps.",
+    )
+    add(
+        "--checkpoints",
+        type=int,
+        default=3,
+        help="Evenly spaced points along the budget that are fine-tuned.",
+    )
+    add("--num-layers", type=int, default=demo.DEMO_MODEL["num_layers"],
+        help="Encoder layers.")
+    add("--hidden-dim", type=int, default=demo.DEMO_MODEL["hidden_dim"],
+        help="Encoder width (heads of 64, feed-forward 4x, embeddings as wide).")
+    add("--generator-size", type=float, default=0.25,
+        help="Generator width / encoder width.")
+    add("--vocabulary-size", type=int,
+        default=demo.DEMO_PRETRAINING["vocabulary_size"],
+        help="WordPiece vocabulary trained on the corpus.")
+    add("--max-sequence-length", type=int,
+        default=demo.DEMO_PRETRAINING["max_sequence_length"],
+        help="Pre-training sequence length.")
+    add("--batch-size", type=int, default=demo.DEMO_PRETRAINING["batch_size"],
+        help="Pre-training batch size.")
+    add("--learning-rate", type=float,
+        default=demo.DEMO_PRETRAINING["learning_rate"],
+        help="Peak pre-training learning rate (every objective).")
+    add("--mask-rate", type=float, default=0.15, help="Fraction masked.")
+    add("--corpus", nargs="+", default=None,
+        help="Pre-training text files instead of the demo corpus (--quick: "
+        "the Brown corpus only).")
+    add("--in-domain-copies", type=int,
+        default=demo.DEMO_PRETRAINING["in_domain_copies"],
+        help="Times the movie-review training text is added to the corpus.")
+    add("--finetuning-epochs", type=int,
+        default=demo.DEMO_FINETUNING["epochs"],
+        help="Epochs of every fine-tuning run.")
+    add("--finetuning-examples", type=int, default=None,
+        help="Use only this many training reviews (default: all).")
+    add("--jit-compile", choices=("auto", "true", "false"), default="auto",
+        help="compile(jit_compile=...) for pre-training and fine-tuning.")
+    add("--work-dir", default=os.path.join("out", "electra_vs_mlm"),
+        help="Vocabulary, examples, presets and finished runs.")
+    add("--output", default=None,
+        help="JSON result [benchmarks/results/electra_vs_mlm.json, "
+        "..._quick.json with --quick]; the PNG goes next to it.")
+    add("--quick", action="store_true", help=f"Smoke run: {QUICK}.")
+    return parser
+
+
+def parse_args(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.quick:
+        for name, value in QUICK.items():
+            if getattr(args, name) == parser.get_default(name):
+                setattr(args, name, value)
+        if args.work_dir == parser.get_default("work_dir"):
+            args.work_dir += "_quick"
+    args.objectives = args.objectives.split(",")
+    for objective in args.objectives:
+        if objective not in keras_electra.electra_pretrainer.OBJECTIVES:
+            parser.error(f"unknown objective '{objective}'")
+    if args.checkpoints < 1 or args.electra_steps < args.checkpoints:
+        parser.error("need 1 <= --checkpoints <= --electra-steps")
+    if args.output is None:
+        name = "electra_vs_mlm_quick" if args.quick else "electra_vs_mlm"
+        args.output = os.path.join(HERE, "results", name + ".json")
+    return args
+
+
+def pretrain_arguments(args, objective, seed, steps):
+    """recipes/pretrain.py's settings for one run (its code builds the
+    model, the data and the optimizer)."""
+    hidden = args.hidden_dim
+    argv = [
+        "--corpus", *args.corpus,
+        "--output", args.work_dir,
+        "--objective", objective,
+        "--size", "small",
+        "--num-layers", str(args.num_layers),
+        "--hidden-dim", str(hidden),
+        "--num-heads", str(max(1, hidden // 64)),
+        "--embedding-dim", str(hidden),
+        "--intermediate-dim", str(4 * hidden),
+        "--mask-rate", str(args.mask_rate),
+        "--vocabulary-size", str(args.vocabulary_size),
+        "--max-sequence-length", str(args.max_sequence_length),
+        "--batch-size", str(args.batch_size),
+        "--learning-rate", str(args.learning_rate),
+        "--steps", str(steps),
+        "--jit-compile", args.jit_compile,
+        "--seed", str(seed),
+    ]
+    if objective in flops.OBJECTIVES_WITH_GENERATOR:
+        argv += ["--generator-size", str(args.generator_size)]
+    return pretrain.parse_args(argv)
+
+
+def step_flops(args, objective, tokenizer):
+    """FLOPs of one step, from the configs of the model the recipe builds."""
+    keras.utils.set_random_seed(0)
+    pretrainer = pretrain.build_pretrainer(
+        pretrain_arguments(args, objective, 0, 1), tokenizer
+    )
+    generator = pretrainer.generator
+    return flops.pretraining_step_flops(
+        objective,
+        pretrainer.backbone.get_config(),
+        generator.backbone.get_config() if generator is not None else None,
+        args.batch_size,
+        args.max_sequence_length,
+        args.mask_rate,
+    )
+
+
+class SavePresets(keras.callbacks.Callback):
+    """Saves the pretrainer as a preset at the end of every "epoch" (one
+    checkpoint interval)."""
+
+    def __init__(self, folder):
+        super().__init__()
+        self.folder = folder
+        self.presets = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        path = os.path.join(self.folder, f"checkpoint_{epoch + 1}")
+        self.model.save_to_preset(path)
+        self.presets.append((path, dict(logs or {})))
+
+
+def pretrain_run(args, objective, seed, steps, tokenizer, examples_dir):
+    """Pre-trains one objective/seed; the preset of every checkpoint."""
+    run_args = pretrain_arguments(args, objective, seed, steps)
+    keras.utils.set_random_seed(seed)
+    pretrainer = pretrain.build_pretrainer(run_args, tokenizer)
+    pretrain.compile_pretrainer(pretrainer, run_args, steps)
+    dataset = pretraining_data.pretraining_dataset(
+        examples_dir, batch_size=args.batch_size, seed=seed
+    )
+    saver = SavePresets(os.path.join(args.work_dir, f"{objective}_seed{seed}"))
+    start = time.time()
+    pretrainer.fit(
+        dataset,
+        epochs=args.checkpoints,
+        steps_per_epoch=steps // args.checkpoints,
+        callbacks=[saver, keras_electra.StopOnNonFiniteLoss()],
+        verbose=2,
+    )
+    return saver.presets, time.time() - start
+
+
+def finetune_run(args, preset, seed, from_scratch=False):
+    """Test and dev accuracy of the demo's fine-tuning recipe."""
+    argv = [
+        "--preset", preset,
+        "--task", "movie_reviews",
+        "--max-sequence-length", str(demo.DEMO_FINETUNING["max_sequence_length"]),
+        "--learning-rate", str(demo.DEMO_FINETUNING["learning_rate"]),
+        "--layer-decay", str(demo.DEMO_FINETUNING["layer_decay"]),
+        "--pooling", demo.DEMO_FINETUNING["pooling"],
+        "--epochs", str(args.finetuning_epochs),
+        "--seed", str(seed),
+        "--jit-compile", args.jit_compile,
+        "--verbose", "0",
+    ]
+    if args.finetuning_examples:
+        argv += ["--max-train-examples", str(args.finetuning_examples)]
+    if from_scratch:
+        argv.append("--from-scratch")
+    keras.config.set_dtype_policy("float32")
+    scores = finetune.main(argv)
+    return {
+        "test_accuracy": scores["test"]["accuracy"],
+        "dev_accuracy": scores["dev"]["accuracy"],
+        "finetuning_seconds": scores["seconds"],
+    }
+
+
+def load_finished(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as file:
+        return [json.loads(line) for line in file if line.strip()]
+
+
+def record(path, run):
+    with open(path, "a") as file:
+        file.write(json.dumps(run) + "\n")
+
+
+def summarise(runs):
+    """Mean and std of test accuracy per (objective, checkpoint)."""
+    groups = {}
+    for run in runs:
+        key = (run["objective"], run["checkpoint"])
+        groups.setdefault(key, []).append(run)
+    rows = []
+    for (objective, checkpoint), members in sorted(
+        groups.items(), key=lambda item: (item[0][0] != "none", item[0])
+    ):
+        accuracies = [m["test_accuracy"] for m in members]
+        rows.append(
+            {
+                "objective": objective,
+                "checkpoint": checkpoint,
+                "steps": members[0]["steps"],
+                "pflops": members[0]["pflops"],
+                "seeds": len(members),
+                "test_mean": statistics.mean(accuracies),
+                "test_std": statistics.stdev(accuracies) if len(members) > 1 else 0.0,
+                "dev_mean": statistics.mean(m["dev_accuracy"] for m in members),
+                "discriminator_accuracy": _mean_of(members, "discriminator_accuracy"),
+                "generator_accuracy": _mean_of(members, "generator_accuracy"),
+                "mlm_accuracy": _mean_of(members, "mlm_accuracy"),
+            }
+        )
+    return rows
+
+
+def _mean_of(members, key):
+    values = [m["pretraining_logs"][key] for m in members
+              if key in m.get("pretraining_logs", {})]
+    return statistics.mean(values) if values else None
+
+
+def markdown_table(rows):
+    lines = [
+        "| objective | pre-training PFLOPs | steps | seeds | test accuracy "
+        "(mean ± std) | dev accuracy | disc. acc. | gen./MLM acc. |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        masked = row["generator_accuracy"] or row["mlm_accuracy"]
+        lines.append(
+            f"| {row['objective']} | {row['pflops']:.3g} | {row['steps']:,} "
+            f"| {row['seeds']} | {row['test_mean']:.1%} ± {row['test_std']:.1%} "
+            f"| {row['dev_mean']:.1%} "
+            f"| {_percent(row['discriminator_accuracy'])} | {_percent(masked)} |"
+        )
+    return "\n".join(lines)
+
+
+def _percent(value):
+    return "–" if value is None else f"{value:.1%}"
+
+
+def plot(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(6, 4))
+    scratch = [r for r in rows if r["objective"] == "none"]
+    for objective in dict.fromkeys(r["objective"] for r in rows):
+        if objective == "none":
+            continue
+        points = [r for r in rows if r["objective"] == objective]
+        axis.errorbar(
+            [r["pflops"] for r in points],
+            [100 * r["test_mean"] for r in points],
+            yerr=[100 * r["test_std"] for r in points],
+            marker="o", capsize=3, label=objective,
+        )
+    if scratch:
+        axis.axhline(
+            100 * scratch[0]["test_mean"], color="gray", linestyle="--",
+            label="no pre-training",
+        )
+    axis.set_xlabel("pre-training compute (PFLOPs)")
+    axis.set_ylabel("movie-review test accuracy (%)")
+    axis.legend()
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    started = time.time()
+    os.makedirs(args.work_dir, exist_ok=True)
+    finished_path = os.path.join(args.work_dir, "runs.jsonl")
+    runs = load_finished(finished_path)
+    done = {(r["objective"], r["seed"], r["checkpoint"]) for r in runs}
+
+    print("== Data: the demo corpus and the movie-review training text")
+    if args.corpus:
+        corpus = list(args.corpus)
+    else:
+        corpus = datasets.demo_corpus()
+        if args.quick:
+            corpus = [path for path in corpus if "brown" in path]
+    if args.in_domain_copies:
+        reviews = datasets.movie_reviews(seed=0)
+        in_domain = demo.write_in_domain_corpus(
+            reviews, os.path.join(args.work_dir, "in_domain.txt")
+        )
+        corpus += [in_domain] * args.in_domain_copies
+    args.corpus = corpus
+    examples_dir = os.path.join(args.work_dir, "examples")
+    tokenizer = pretrain.prepare_data(
+        pretrain_arguments(args, "electra", 0, 1), corpus, examples_dir
+    )
+
+    budget = args.electra_steps * step_flops(args, "electra", tokenizer)
+    plan = {}
+    for objective in args.objectives:
+        per_step = step_flops(args, objective, tokenizer)
+        # A whole number of checkpoint intervals, as close to the budget as
+        # that allows.
+        interval = max(1, round(budget / per_step / args.checkpoints))
+        plan[objective] = (per_step, interval * args.checkpoints)
+        print(
+            f"  {objective}: {per_step / 1e9:,.1f} GFLOPs per step, "
+            f"{interval * args.checkpoints:,} steps"
+        )
+
+    for seed in range(args.seeds):
+        if ("none", seed, 0) not in done:
+            print(f"== No pre-training, seed {seed}")
+            preset = os.path.join(args.work_dir, "architecture")
+            keras.utils.set_random_seed(seed)
+            pretrain.build_pretrainer(
+                pretrain_arguments(args, "electra", seed, 1), tokenizer
+            ).save_to_preset(preset)
+            run = {"objective": "none", "seed": seed, "checkpoint": 0,
+                   "steps": 0, "pflops": 0.0}
+            run.update(finetune_run(args, preset, seed, from_scratch=True))
+            record(finished_path, run)
+            runs.append(run)
+        for objective in args.objectives:
+            per_step, steps = plan[objective]
+            if all((objective, seed, c + 1) in done for c in range(args.checkpoints)):
+                continue
+            print(f"== {objective}, seed {seed}: {steps:,} steps")
+            presets, seconds = pretrain_run(
+                args, objective, seed, steps, tokenizer, examples_dir
+            )
+            for checkpoint, (preset, logs) in enumerate(presets, start=1):
+                checkpoint_steps = checkpoint * steps // args.checkpoints
+                run = {
+                    "objective": objective, "seed": seed,
+                    "checkpoint": checkpoint, "steps": checkpoint_steps,
+                    "pflops": checkpoint_steps * per_step / 1e15,
+                    "pretraining_seconds": seconds * checkpoint / args.checkpoints,
+                    "pretraining_logs": {k: float(v) for k, v in logs.items()},
+                }
+                run.update(finetune_run(args, preset, seed))
+                print(
+                    f"  checkpoint {checkpoint} ({checkpoint_steps:,} steps): "
+                    f"test accuracy {run['test_accuracy']:.1%}",
+                    flush=True,
+                )
+                record(finished_path, run)
+                runs.append(run)
+
+    wanted = set(args.objectives) | {"none"}
+    runs = [r for r in runs if r["objective"] in wanted and r["seed"] < args.seeds]
+    rows = summarise(runs)
+    table = markdown_table(rows)
+    result = {
+        "benchmark": "electra_vs_mlm",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "command": " ".join(
+            ["python", "benchmarks/electra_vs_mlm.py", *(argv or sys.argv[1:])]
+        ),
+        "backend": keras.config.backend(),
+        "machine": f"{platform.machine()}, {len(os.sched_getaffinity(0))} cores",
+        "settings": vars(args),
+        "budget_pflops": budget / 1e15,
+        "rows": rows,
+        "runs": runs,
+        "table": table,
+        "wall_seconds": round(time.time() - started, 1),
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+    with open(args.output, "w") as file:
+        json.dump(result, file, indent=2)
+        file.write("\n")
+    png = os.path.splitext(args.output)[0] + ".png"
+    plot(rows, png)
+    print(table)
+    print(f"Results: {args.output}; plot: {png}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

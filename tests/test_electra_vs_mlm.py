@@ -1,0 +1,109 @@
+"""benchmarks/electra_vs_mlm.py on tiny fixtures: equal compute per
+objective, every checkpoint and seed fine-tuned, results written, and an
+interrupted run picks up where it stopped (no network: the data sources
+are replaced by small local fixtures)."""
+
+import json
+import os
+import random
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+sys.path.insert(0, os.path.join(ROOT, "recipes"))
+
+import electra_vs_mlm  # noqa: E402
+
+WORDS = "the a cat dog sat ran on mat house big small red blue green".split()
+
+
+def sentences(rng, count):
+    return [
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9))) + "."
+        for _ in range(count)
+    ]
+
+
+@pytest.fixture
+def fixtures(tmp_path, monkeypatch):
+    rng = random.Random(0)
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(
+        "\n\n".join("\n".join(sentences(rng, 6)) for _ in range(12)) + "\n"
+    )
+
+    def split(count):
+        return {
+            "texts": sentences(rng, count),
+            "labels": np.arange(count, dtype="int32") % 2,
+            "movie_names": [f"film{i % 3}" for i in range(count)],
+        }
+
+    reviews = {"train": split(16), "dev": split(8), "test": split(8),
+               "unlabeled": ["A plot. It ends well."]}
+    datasets = electra_vs_mlm.datasets
+    monkeypatch.setattr(datasets, "demo_corpus", lambda: [str(corpus)])
+    monkeypatch.setattr(datasets, "movie_reviews", lambda seed: reviews)
+    monkeypatch.setattr(electra_vs_mlm.demo, "DEMO_FINETUNING", {
+        **electra_vs_mlm.demo.DEMO_FINETUNING, "max_sequence_length": 16,
+    })
+    return tmp_path
+
+
+def run(tmp_path, *extra):
+    return electra_vs_mlm.main(
+        ["--objectives", "electra,mlm", "--seeds", "2", "--electra-steps", "40",
+         "--checkpoints", "2", "--num-layers", "1", "--hidden-dim", "16",
+         "--vocabulary-size", "80", "--max-sequence-length", "24",
+         "--batch-size", "4", "--in-domain-copies", "1",
+         "--finetuning-epochs", "1", "--jit-compile", "false",
+         "--work-dir", str(tmp_path / "work"),
+         "--output", str(tmp_path / "result.json"), *extra]
+    )
+
+
+def test_equal_compute_every_checkpoint_and_seed(fixtures):
+    result = run(fixtures)
+    runs = result["runs"]
+    # Per seed: the baseline and 2 checkpoints of each objective.
+    assert len(runs) == 2 * (1 + 2 * 2)
+    final = {r["objective"]: r for r in runs if r["checkpoint"] == 2}
+    budget = result["budget_pflops"]
+    assert final["electra"]["pflops"] == pytest.approx(budget)
+    # MLM has no generator: more steps for the same compute (within the
+    # rounding to whole checkpoint intervals).
+    assert final["mlm"]["steps"] > final["electra"]["steps"]
+    mlm_step = final["mlm"]["pflops"] / final["mlm"]["steps"]
+    assert abs(final["mlm"]["pflops"] - budget) <= 2 * mlm_step
+    for r in runs:
+        assert 0 <= r["test_accuracy"] <= 1
+    assert "discriminator_accuracy" in final["electra"]["pretraining_logs"]
+    assert "mlm_accuracy" in final["mlm"]["pretraining_logs"]
+    rows = {(r["objective"], r["checkpoint"]): r for r in result["rows"]}
+    assert rows[("electra", 2)]["seeds"] == 2
+    assert rows[("none", 0)]["test_std"] >= 0
+    with open(fixtures / "result.json") as file:
+        assert json.load(file)["table"] == result["table"]
+    assert os.path.getsize(fixtures / "result.png") > 0
+
+
+def test_a_finished_run_is_not_repeated(fixtures, monkeypatch):
+    first = run(fixtures)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(electra_vs_mlm, "pretrain_run", fail)
+    monkeypatch.setattr(electra_vs_mlm, "finetune_run", fail)
+    again = run(fixtures)
+    assert again["rows"] == first["rows"]
+
+
+def test_bad_flags():
+    with pytest.raises(SystemExit):
+        electra_vs_mlm.parse_args(["--objectives", "electra,bert"])
+    with pytest.raises(SystemExit):
+        electra_vs_mlm.parse_args(["--checkpoints", "5", "--electra-steps", "4"])
