@@ -34,7 +34,10 @@ steps, then waits. Then, round after round, each worker in turn runs
 so a change in machine load hits them all alike. The step time is the
 median over the rounds; the device is synchronised at both ends of a chunk
 (a Python float of the loss). The Keras side runs `fit()` unchanged: a
-callback pauses it between chunks.
+callback pauses it between chunks. A full run with several backends times
+one backend at a time (pre-training, then fine-tuning), each next to its
+own transformers baseline, so that the ratios are always from the same
+rounds and the workers held at once fit in memory.
 
 Also measured, before and after the timed rounds: the machine's
 matrix-multiply peak (float32 and bfloat16; large `torch.matmul`, and
@@ -494,14 +497,22 @@ def main(argv=None):
     with tempfile.TemporaryDirectory(prefix="electra-bench-") as log_dir:
         print("Matmul peak ...", file=sys.stderr, flush=True)
         peaks = measure_peaks(args, env, log_dir, "before")
-        sections = [
-            (title, specs, phases)
-            for title, specs, phases in (
-                ("pretrain", pretrain_specs, ["train"]),
-                ("finetune", finetune_specs, ["train", "predict"]),
-            )
-            if specs
-        ]
+        sections = []
+        for title, specs, phases in (
+            ("pretrain", pretrain_specs, ["train"]),
+            ("finetune", finetune_specs, ["train", "predict"]),
+        ):
+            backends = list(dict.fromkeys(s["backend"] for s in specs if "backend" in s))
+            if args.quick or len(backends) < 2:
+                sections += [(title, specs, phases)] if specs else []
+                continue
+            # A full run times one backend at a time, each against its own
+            # transformers baseline: every variant of all three at once
+            # (3-5 GB each for electra_small) needs more than 24 GB.
+            baseline = [s for s in specs if "backend" not in s]
+            for backend in backends:
+                own = [s for s in specs if s.get("backend") == backend]
+                sections.append((title, own + baseline, phases))
         # A full run sets up (and holds in memory) one section at a time;
         # --quick sets up everything at once, to finish sooner.
         groups = [sections] if args.quick else [[s] for s in sections]
