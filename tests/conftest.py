@@ -67,3 +67,17 @@ def _reset_policy_and_seed():
 
 def backend():
     return os.environ.get("KERAS_BACKEND", keras.config.backend())
+
+
+def repetitive_corpus(size, length=16):
+    """The same few sentences over and over: easy to learn."""
+    sentences = [
+        [CLS, 110, 111, 112, 113, 114, SEP, 115, 116, 117, SEP],
+        [CLS, 120, 121, 122, 123, SEP, 124, 125, 126, 127, 128, SEP],
+        [CLS, 130, 131, 132, 133, 134, 135, 136, SEP],
+    ]
+    token_ids = np.zeros((size, length), "int32")
+    for row in range(size):
+        sentence = sentences[row % len(sentences)]
+        token_ids[row, : len(sentence)] = sentence
+    return {"token_ids": token_ids}

@@ -9,7 +9,7 @@ import pytest
 
 import keras_electra
 from conftest import CLS, MASK, PAD, SEP, VOCAB_SIZE
-from conftest import numpy_tree, tiny_batch, tiny_pretrainer
+from conftest import numpy_tree, repetitive_corpus, tiny_batch, tiny_pretrainer
 
 OBJECTIVES = ["electra", "electra_15", "mlm", "replace_mlm", "all_tokens_mlm"]
 SPECIALS = [PAD, CLS, SEP, MASK]
@@ -32,19 +32,6 @@ def logged_losses(pretrainer, outputs):
     logs = {m.name: float(m.result()) for m in pretrainer.metrics}
     logs["loss"] = float(keras.ops.convert_to_numpy(loss))
     return logs
-
-
-def repetitive_corpus(size=32, length=16):
-    sentences = [
-        [CLS, 110, 111, 112, 113, 114, SEP, 115, 116, 117, SEP],
-        [CLS, 120, 121, 122, 123, SEP, 124, 125, 126, 127, 128, SEP],
-        [CLS, 130, 131, 132, 133, 134, 135, 136, SEP],
-    ]
-    token_ids = np.zeros((size, length), "int32")
-    for row in range(size):
-        sentence = sentences[row % len(sentences)]
-        token_ids[row, : len(sentence)] = sentence
-    return {"token_ids": token_ids}
 
 
 GENERATOR_METRICS = {
@@ -94,7 +81,7 @@ def test_each_objective_trains(objective, pretrainers):
     pretrainer = pretrainers(objective)
     pretrainer.compile(optimizer=keras.optimizers.Adam(1e-2))
     history = pretrainer.fit(
-        repetitive_corpus(), batch_size=16, epochs=4, verbose=0
+        repetitive_corpus(32), batch_size=16, epochs=4, verbose=0
     ).history
     assert set(history) == {"loss"} | EXPECTED_METRICS[objective]
     assert np.isfinite(history["loss"]).all()

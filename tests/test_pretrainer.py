@@ -6,7 +6,7 @@ import pytest
 
 import keras_electra
 from conftest import CLS, MASK, PAD, SEP, VOCAB_SIZE
-from conftest import numpy_tree, tiny_batch, tiny_pretrainer
+from conftest import numpy_tree, repetitive_corpus, tiny_batch, tiny_pretrainer
 
 SPECIALS = [PAD, CLS, SEP, MASK]
 
@@ -188,25 +188,11 @@ def test_uniform_generator_replaces_at_random():
     assert logs["generator_loss"] == pytest.approx(np.log(VOCAB_SIZE), 1e-3)
 
 
-def repetitive_corpus(size=64, length=16):
-    """The same few sentences over and over: easy to learn."""
-    sentences = [
-        [CLS, 110, 111, 112, 113, 114, SEP, 115, 116, 117, SEP],
-        [CLS, 120, 121, 122, 123, SEP, 124, 125, 126, 127, 128, SEP],
-        [CLS, 130, 131, 132, 133, 134, 135, 136, SEP],
-    ]
-    token_ids = np.zeros((size, length), "int32")
-    for row in range(size):
-        sentence = sentences[row % len(sentences)]
-        token_ids[row, : len(sentence)] = sentence
-    return {"token_ids": token_ids}
-
-
 def test_loss_goes_down_with_fit():
     pretrainer = tiny_pretrainer(seed=9, generator_size=1.0)
     pretrainer.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=True)
     history = pretrainer.fit(
-        repetitive_corpus(), batch_size=16, epochs=8, verbose=0
+        repetitive_corpus(64), batch_size=16, epochs=8, verbose=0
     ).history
     assert set(history) >= {
         "loss",
