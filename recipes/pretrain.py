@@ -164,6 +164,15 @@ def build_parser():
         help="Fraction of tokens masked. Default: the preset's.",
     )
     model.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="Softmax temperature of the generator's samples (1 in the "
+        "paper; above 1 gives easier replacements, which gets the "
+        "discriminator learning sooner in short runs, see RESULTS.md). "
+        "Default: the preset's.",
+    )
+    model.add_argument(
         "--discriminator-weight",
         type=float,
         default=50.0,
@@ -322,7 +331,7 @@ def build_pretrainer(args, tokenizer):
         "objective": args.objective,
         "discriminator_weight": args.discriminator_weight,
     }
-    for name in ("generator_size", "mask_rate"):
+    for name in ("generator_size", "mask_rate", "temperature"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     if args.preset:
@@ -420,16 +429,21 @@ def saved_arguments(args):
     with open(path) as file:
         saved = json.load(file)["arguments"]
     given = {k: v for k, v in vars(args).items() if k not in ("output", "verbose")}
+    parser = build_parser()
     ignored = sorted(
         k for k, v in given.items()
-        if v != saved.get(k) and v != build_parser().get_default(k)
+        if v != saved.get(k) and v != parser.get_default(k)
     )
     if ignored:
         print(
             "Resuming with the run's saved settings; ignoring "
             + ", ".join("--" + k.replace("_", "-") for k in ignored)
         )
-    return argparse.Namespace(**{**saved, "output": args.output, "verbose": args.verbose})
+    # A flag added after the run started takes its default.
+    defaults = {name: parser.get_default(name) for name in given}
+    return argparse.Namespace(
+        **{**defaults, **saved, "output": args.output, "verbose": args.verbose}
+    )
 
 
 def main(argv=None):

@@ -49,7 +49,7 @@ def pretrained(corpus, tmp_path_factory):
         ["--corpus", corpus, "--output", output, "--vocabulary-size", "80",
          "--max-sequence-length", "24", "--batch-size", "4", "--steps", "4",
          "--checkpoint-every", "2", "--jit-compile", "false", "--verbose",
-         "0", *TINY_MODEL]
+         "0", "--temperature", "2.5", *TINY_MODEL]
     )
     return output, preset
 
@@ -80,7 +80,16 @@ def test_pretrain_writes_everything_and_resumes(pretrained, corpus):
     assert os.path.exists(os.path.join(output, "examples", "metadata.json"))
     assert os.listdir(os.path.join(output, "logs"))  # TensorBoard events
     assert os.path.exists(os.path.join(preset, "generator"))
-    # Running again finds the finished run: nothing is retrained.
+    with open(os.path.join(preset, "pretrainer.json")) as file:
+        assert json.load(file)["temperature"] == 2.5
+    # Running again finds the finished run: nothing is retrained, even
+    # when the run was saved before a flag existed (it takes its default).
+    run_file = os.path.join(output, "run.json")
+    with open(run_file) as file:
+        run = json.load(file)
+    del run["arguments"]["temperature"]
+    with open(run_file, "w") as file:
+        json.dump(run, file)
     again = pretrain.main(
         ["--corpus", corpus, "--output", output, "--jit-compile", "false",
          "--verbose", "0", *TINY_MODEL]
