@@ -25,10 +25,12 @@ Prints a table and writes JSON (`--output`).
 """
 
 import argparse
-import json
 import os
+import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipes"))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -36,6 +38,8 @@ import numpy as np  # noqa: E402
 import keras_electra  # noqa: E402
 from keras_electra import datasets  # noqa: E402
 from keras_electra import pretraining_data  # noqa: E402
+
+from finetune import write_json  # noqa: E402
 
 # The pretrainer metrics compared by `context_gain`, one per head.
 CONTEXT_LOSSES = ("mlm_loss", "generator_loss", "discriminator_loss")
@@ -94,7 +98,8 @@ def token_cosine(token_vectors, seed, sample=500):
     """Mean cosine similarity between distinct token vectors (a sample)."""
     rng = np.random.default_rng(seed)
     if len(token_vectors) > sample:
-        token_vectors = token_vectors[rng.choice(len(token_vectors), sample, replace=False)]
+        picked = rng.choice(len(token_vectors), sample, replace=False)
+        token_vectors = token_vectors[picked]
     unit = token_vectors / np.linalg.norm(token_vectors, axis=1, keepdims=True)
     count = len(unit)
     similarity = unit @ unit.T
@@ -237,18 +242,14 @@ def main(argv=None):
     print("| encoder | token cosine | linear probe (test acc.) | context gain |")
     print("|---|---:|---:|---|")
     for row in rows:
-        gain = ", ".join(
-            f"{name} {value:+.2f}" for name, value in row.get("context_gain", {}).items()
-        ) or "–"
+        gains = row.get("context_gain", {})
+        gain = ", ".join(f"{k} {v:+.2f}" for k, v in gains.items()) or "–"
         print(
             f"| {row['encoder']} | {row['token_cosine']:.2f} "
             f"| {row['probe_accuracy']:.1%} | {gain} |"
         )
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    partial = args.output + ".partial"
-    with open(partial, "w") as file:
-        json.dump({"rows": rows, "arguments": vars(args)}, file, indent=2)
-    os.replace(partial, args.output)
+    write_json(args.output, {"rows": rows, "arguments": vars(args)})
     print(f"Results written to {args.output}")
     return rows
 
