@@ -153,7 +153,6 @@ def shuffle_within_sequences(token_ids, padding_mask, special_ids, seed):
 
 def context_gain(preset, examples, num_batches, seed):
     """Per-head loss on shuffled minus intact pre-training batches."""
-    pretrainer = keras_electra.ElectraPretrainer.from_preset(preset, seed=seed)
     dataset = pretraining_data.pretraining_dataset(
         examples, batch_size=32, seed=seed
     )
@@ -165,25 +164,30 @@ def context_gain(preset, examples, num_batches, seed):
         name: np.concatenate([batch[name] for batch in batches])
         for name in batches[0]
     }
+
+    def losses(pretrainer, inputs):
+        pretrainer.compile()
+        logs = pretrainer.evaluate(
+            inputs, batch_size=32, verbose=0, return_dict=True
+        )
+        return {name: float(logs[name]) for name in CONTEXT_LOSSES if name in logs}
+
+    # A fresh copy per pass: the same masks and samples for both.
+    pretrainer = keras_electra.ElectraPretrainer.from_preset(preset, seed=seed)
     special_ids = [
         pretrainer.pad_token_id, pretrainer.cls_token_id,
         pretrainer.sep_token_id, pretrainer.mask_token_id,
     ]
+    intact_losses = losses(pretrainer, intact)
     shuffled = dict(
         intact,
         token_ids=shuffle_within_sequences(
             intact["token_ids"], intact["padding_mask"], special_ids, seed
         ),
     )
-
-    def losses(inputs):
-        # A fresh copy per pass: the same masks and samples for both.
-        model = keras_electra.ElectraPretrainer.from_preset(preset, seed=seed)
-        model.compile()
-        logs = model.evaluate(inputs, batch_size=32, verbose=0, return_dict=True)
-        return {name: float(logs[name]) for name in CONTEXT_LOSSES if name in logs}
-
-    intact_losses, shuffled_losses = losses(intact), losses(shuffled)
+    shuffled_losses = losses(
+        keras_electra.ElectraPretrainer.from_preset(preset, seed=seed), shuffled
+    )
     return {
         name: shuffled_losses[name] - intact_losses[name] for name in intact_losses
     }

@@ -81,3 +81,11 @@ def repetitive_corpus(size, length=16):
         sentence = sentences[row % len(sentences)]
         token_ids[row, : len(sentence)] = sentence
     return {"token_ids": token_ids}
+
+
+def random_sentences(rng, count, words):
+    """`count` sentences of 3-9 words drawn by `rng` (a `random.Random`)."""
+    return [
+        " ".join(rng.choice(words) for _ in range(rng.randint(3, 9))) + "."
+        for _ in range(count)
+    ]

@@ -11,6 +11,8 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import random_sentences
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 sys.path.insert(0, os.path.join(ROOT, "recipes"))
@@ -21,10 +23,7 @@ WORDS = "the a cat dog sat ran on mat house big small red blue green".split()
 
 
 def sentences(rng, count):
-    return [
-        " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9))) + "."
-        for _ in range(count)
-    ]
+    return random_sentences(rng, count, WORDS)
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import random_sentences
+
 import keras_electra
 from keras_electra import pretraining_data
 
@@ -23,10 +25,7 @@ VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."] + WORDS
 
 
 def sentences(rng, count):
-    return [
-        " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9))) + "."
-        for _ in range(count)
-    ]
+    return random_sentences(rng, count, WORDS)
 
 
 @pytest.fixture

@@ -10,6 +10,8 @@ import sys
 import numpy as np
 import pytest
 
+from conftest import random_sentences
+
 RECIPES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "recipes")
 sys.path.insert(0, RECIPES)
 
@@ -27,10 +29,7 @@ TINY_MODEL = [
 
 
 def sentences(rng, count):
-    return [
-        " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 9))) + "."
-        for _ in range(count)
-    ]
+    return random_sentences(rng, count, WORDS)
 
 
 @pytest.fixture(scope="module")
