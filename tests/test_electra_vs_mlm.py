@@ -26,8 +26,11 @@ def sentences(rng, count):
     return random_sentences(rng, count, WORDS)
 
 
-@pytest.fixture
-def fixtures(tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One small run of the whole benchmark: `(work folder, result)`; the
+    data sources stay replaced while the module's tests use it."""
+    tmp_path = tmp_path_factory.mktemp("electra_vs_mlm")
     rng = random.Random(0)
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(
@@ -44,12 +47,13 @@ def fixtures(tmp_path, monkeypatch):
     reviews = {"train": split(16), "dev": split(8), "test": split(8),
                "unlabeled": ["A plot. It ends well."]}
     datasets = electra_vs_mlm.datasets
-    monkeypatch.setattr(datasets, "demo_corpus", lambda: [str(corpus)])
-    monkeypatch.setattr(datasets, "movie_reviews", lambda seed: reviews)
-    monkeypatch.setattr(electra_vs_mlm.demo, "DEMO_FINETUNING", {
-        **electra_vs_mlm.demo.DEMO_FINETUNING, "max_sequence_length": 16,
-    })
-    return tmp_path
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(datasets, "demo_corpus", lambda: [str(corpus)])
+        patch.setattr(datasets, "movie_reviews", lambda seed: reviews)
+        patch.setattr(electra_vs_mlm.demo, "DEMO_FINETUNING", {
+            **electra_vs_mlm.demo.DEMO_FINETUNING, "max_sequence_length": 16,
+        })
+        yield tmp_path, run(tmp_path)
 
 
 def run(tmp_path, *extra):
@@ -64,8 +68,8 @@ def run(tmp_path, *extra):
     )
 
 
-def test_equal_compute_every_checkpoint_and_seed(fixtures):
-    result = run(fixtures)
+def test_equal_compute_every_checkpoint_and_seed(finished_run):
+    tmp_path, result = finished_run
     runs = result["runs"]
     # Per seed: the baseline and 2 checkpoints of each objective.
     assert len(runs) == 2 * (1 + 2 * 2)
@@ -84,20 +88,20 @@ def test_equal_compute_every_checkpoint_and_seed(fixtures):
     rows = {(r["objective"], r["checkpoint"]): r for r in result["rows"]}
     assert rows[("electra", 2)]["seeds"] == 2
     assert rows[("none", 0)]["test_std"] >= 0
-    with open(fixtures / "result.json") as file:
+    with open(tmp_path / "result.json") as file:
         assert json.load(file)["table"] == result["table"]
-    assert os.path.getsize(fixtures / "result.png") > 0
+    assert os.path.getsize(tmp_path / "result.png") > 0
 
 
-def test_a_finished_run_is_not_repeated(fixtures, monkeypatch):
-    first = run(fixtures)
+def test_a_finished_run_is_not_repeated(finished_run, monkeypatch):
+    tmp_path, first = finished_run
 
     def fail(*args, **kwargs):
         raise AssertionError("trained again")
 
     monkeypatch.setattr(electra_vs_mlm, "pretrain_run", fail)
     monkeypatch.setattr(electra_vs_mlm, "finetune_run", fail)
-    again = run(fixtures)
+    again = run(tmp_path)
     assert again["rows"] == first["rows"]
 
 
