@@ -18,13 +18,17 @@ $(VENV)/.installed: pyproject.toml .ci/constraints.txt
 	$(PY) -m pip install --quiet -c .ci/constraints.txt -e ".[dev]"
 	touch $@
 
-# The whole suite once per backend; fails if any backend fails.
+# The whole suite once per backend; fails if any backend fails. Two pytest
+# workers: most tests wait on tracing and compiling, not arithmetic, so two
+# share the 2 cores well. loadfile keeps a file's tests (and its
+# module-scoped fixtures) on one worker.
+TEST_WORKERS ?= 2
 test: install
 	@failed=""; \
 	for backend in $(BACKENDS); do \
 		echo "=== KERAS_BACKEND=$$backend"; \
 		start=$$(date +%s); \
-		KERAS_BACKEND=$$backend $(PY) -m pytest tests || failed="$$failed $$backend"; \
+		KERAS_BACKEND=$$backend $(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadfile || failed="$$failed $$backend"; \
 		echo "=== $$backend took $$(( $$(date +%s) - start ))s"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "FAILED on:$$failed"; exit 1; fi
