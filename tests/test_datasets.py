@@ -392,8 +392,21 @@ def fake_corpora(tmp_path, monkeypatch):
             "package/cats.txt": b"ca01 news",
         },
     )
+    imdb = make_tgz(
+        tmp_path / "imdb-0.0.1.tgz",
+        {
+            "package/reviews.json": json.dumps(
+                [
+                    {"t": "Great film.<br /><br />Mr. Costner shines!", "s": 1},
+                    {"t": "   ", "s": 0},
+                    {"t": "Dull.<br/>Skip it", "s": 0},
+                ]
+            ).encode(),
+            "package/README.md": b"# ignored",
+        },
+    )
     cache = str(tmp_path / "cache")
-    for name, archive in (("sotu", sotu), ("brown", brown)):
+    for name, archive in (("sotu", sotu), ("brown", brown), ("imdb", imdb)):
         place_in_cache(cache, archive)
         monkeypatch.setitem(
             ds.SOURCES, name, record_for(archive, version="0.0.1")
@@ -402,7 +415,9 @@ def fake_corpora(tmp_path, monkeypatch):
 
 
 def test_demo_corpus_format(fake_corpora, no_client):
-    sotu_path, brown_path = ds.demo_corpus(cache_dir=fake_corpora)
+    sotu_path, brown_path, imdb_path = ds.demo_corpus(
+        cache_dir=fake_corpora, sources=["sotu", "brown", "imdb"]
+    )
     assert sotu_path.startswith(os.path.join(fake_corpora, "corpus"))
     assert open(sotu_path).read() == (
         "Fellow-Citizens: Mr. Smith came on Jan. 5.\n"
@@ -419,16 +434,59 @@ def test_demo_corpus_format(fake_corpora, no_client):
         "\n"
         "A second text?\n"
     )
+    # HTML line breaks removed, labels ignored, an empty review dropped.
+    assert open(imdb_path).read() == (
+        "Great film.\n"
+        "Mr. Costner shines!\n"
+        "\n"
+        "Dull.\n"
+        "Skip it\n"
+    )
     statistics = ds.corpus_statistics([sotu_path, brown_path])
     assert statistics[sotu_path] == dict(documents=2, sentences=6, words=22)
     assert statistics[brown_path] == dict(documents=2, sentences=3, words=11)
     # Prepared files are reused: no archive, no client needed.
     for name in os.listdir(os.path.join(fake_corpora, "archives")):
         os.remove(os.path.join(fake_corpora, "archives", name))
+    # The default sources leave the movie reviews out.
     assert ds.demo_corpus(cache_dir=fake_corpora) == [sotu_path, brown_path]
+    assert ds.demo_corpus(cache_dir=fake_corpora, sources=["imdb"]) == [
+        imdb_path
+    ]
     names = os.listdir(os.path.dirname(sotu_path))
     leftovers = [name for name in names if name.startswith(".")]
     assert leftovers == []
+
+
+@pytest.mark.parametrize("sources", ["sotu", [], ["sotu", "wikipedia"]])
+def test_demo_corpus_rejects_unknown_sources(fake_corpora, no_client, sources):
+    with pytest.raises(ValueError, match="`sources` must be"):
+        ds.demo_corpus(cache_dir=fake_corpora, sources=sources)
+
+
+@pytest.mark.parametrize(
+    "reviews, match",
+    [
+        ({"t": "not a list"}, "not a list of reviews"),
+        ([{"t": "fine"}, {"text": "wrong key"}], "Review 1 .* no text field"),
+        (["a bare string"], "Review 0 .* no text field"),
+    ],
+)
+def test_imdb_archive_with_unexpected_layout(
+    tmp_path, monkeypatch, no_client, reviews, match
+):
+    archive = make_tgz(
+        tmp_path / "imdb-0.0.2.tgz",
+        {"package/reviews.json": json.dumps(reviews).encode()},
+    )
+    cache = str(tmp_path / "cache")
+    place_in_cache(cache, archive)
+    monkeypatch.setitem(ds.SOURCES, "imdb", record_for(archive, version="0.0.2"))
+    with pytest.raises(ValueError, match=match):
+        ds.demo_corpus(cache_dir=cache, sources=["imdb"])
+    # Nothing half-written in the corpus folder.
+    corpus = os.path.join(cache, "corpus")
+    assert not os.path.isdir(corpus) or os.listdir(corpus) == []
 
 
 # ----------------------------------------------------------------------------

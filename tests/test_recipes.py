@@ -105,6 +105,24 @@ def test_pretrain_rejects_bad_flags(corpus, tmp_path):
         pretrain.parse_args(
             ["--corpus", corpus, "--output", str(tmp_path), "--steps", "0"]
         )
+    with pytest.raises(SystemExit):
+        pretrain.parse_args(["--demo-corpus", "wikipedia", "--output", "x"])
+
+
+def test_pretrain_demo_corpus_sources(tmp_path):
+    output = ["--output", str(tmp_path)]
+    # Alone: the default sources; with names: those.
+    assert pretrain.parse_args(["--demo-corpus", *output]).demo_corpus == []
+    chosen = pretrain.parse_args(["--demo-corpus", "imdb", "sotu", *output])
+    assert chosen.demo_corpus == ["imdb", "sotu"]
+    files_only = pretrain.parse_args(output + ["--corpus", "a.txt"])
+    assert files_only.demo_corpus is None
+    # A run.json from before the flag took names holds a bool.
+    for saved, expected in ((True, []), (False, None)):
+        with open(tmp_path / pretrain.RUN_FILE, "w") as file:
+            json.dump({"arguments": {"demo_corpus": saved}}, file)
+        args = pretrain.parse_args(output + ["--demo-corpus"])
+        assert pretrain.saved_arguments(args).demo_corpus == expected
 
 
 def write_classification_files(directory):
