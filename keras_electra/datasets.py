@@ -642,8 +642,9 @@ _CORPUS_PREPARERS = {
     "brown": _brown_documents,
     "imdb": _imdb_documents,
 }
-# The sources `demo_corpus` can prepare, and the ones it and the demo use; "imdb" is opt-in (it did not make the
-# demo's pre-training pay off, benchmarks/RESULTS.md, and is 25 MB more).
+# The sources `demo_corpus` can prepare, and its default (the demo's).
+# "imdb" is opt-in: it did not make the demo's pre-training pay off
+# (benchmarks/RESULTS.md) and is 25 MB more to fetch.
 CORPUS_SOURCES = tuple(_CORPUS_PREPARERS)
 DEMO_CORPUS_SOURCES = ("sotu", "brown")
 
