@@ -34,10 +34,6 @@ import keras  # noqa: E402
 
 from keras_electra import datasets  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import finetune  # noqa: E402
-import pretrain  # noqa: E402
-
 # The demo's model: 4 layers x 128 (ELECTRA-Small is 12 x 256), with the
 # generator at 1/4 width as in the paper. See README "What the demo shows".
 DEMO_MODEL = {
@@ -147,6 +143,12 @@ def write_in_domain_corpus(reviews, path):
 
 
 def main(argv=None):
+    # Imported here so that the settings above can be read without
+    # TensorFlow (benchmarks/pretraining_budget.py runs on machines without).
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import finetune
+    import pretrain
+
     args = parse_args(argv)
     start = time.time()
     os.makedirs(args.output, exist_ok=True)
