@@ -1,7 +1,7 @@
 """How much pre-training does the demo's model need before it pays off?
 
 `make demo` pre-trains a 4 x 128 ELECTRA for 25 minutes on 2 CPU cores
-(about 1,000-2,000 steps of 32 x 128 tokens), and at that compute the
+(900 to about 2,600 steps of 32 x 128 tokens), and at that compute the
 fine-tuned classifier only ties the same classifier trained from random
 weights (README, "What the demo shows"). This benchmark runs the same model,
 data, pre-training settings and fine-tuning recipe for many more steps, on
