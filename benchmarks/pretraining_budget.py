@@ -59,6 +59,7 @@ import numpy as np  # noqa: E402
 
 import keras_electra  # noqa: E402
 from keras_electra import electra_presets  # noqa: E402
+from keras_electra.electra_pretrainer import OBJECTIVES  # noqa: E402
 
 import demo  # noqa: E402
 
@@ -72,8 +73,11 @@ def build_parser():
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
+    formatter = argparse.ArgumentDefaultsHelpFormatter
     prepare = commands.add_parser(
-        "prepare", help="Write the demo's data as arrays (needs TensorFlow)."
+        "prepare",
+        help="Write the demo's data as arrays (needs TensorFlow).",
+        formatter_class=formatter,
     )
     prepare.add_argument("--data", required=True, help="Output .npz file.")
     prepare.add_argument(
@@ -82,7 +86,9 @@ def build_parser():
         help="Folder for the vocabulary and the example shards.",
     )
     run = commands.add_parser(
-        "run", help="Pre-train, snapshot and fine-tune (no TensorFlow needed)."
+        "run",
+        help="Pre-train, snapshot and fine-tune (no TensorFlow needed).",
+        formatter_class=formatter,
     )
     run.add_argument("--data", required=True, help="The .npz from `prepare`.")
     run.add_argument(
@@ -137,7 +143,7 @@ def build_parser():
     )
     # The processes `run` starts.
     for name in ("pretrain-worker", "finetune-worker"):
-        worker = commands.add_parser(name)
+        worker = commands.add_parser(name, help="(started by `run`)")
         worker.add_argument("--data", required=True)
         worker.add_argument("--output", required=True)
         worker.add_argument("--objective")
@@ -657,8 +663,27 @@ def write_json(path, data):
     os.replace(partial, path)
 
 
+def parse_args(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "run":
+        return args
+    for name in ("minutes", "steps", "snapshots", "seeds", "workers",
+                 "steps_per_execution"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    unknown = set(args.objectives.split(",")) - set(OBJECTIVES)
+    if unknown:
+        parser.error(
+            f"unknown --objectives {sorted(unknown)}; choose from "
+            f"{', '.join(OBJECTIVES)}"
+        )
+    return args
+
+
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     if getattr(args, "steps_per_execution", 0) is None:
         args.steps_per_execution = default_steps_per_execution()
     if args.command == "prepare":

@@ -202,6 +202,19 @@ def test_jobs_scratch_first_then_by_step_and_claimed_once(tmp_path):
     assert budget.claim(str(tmp_path), jobs[1])
 
 
-def test_run_needs_data():
+@pytest.mark.parametrize(
+    "flags",
+    [
+        [],  # no --data
+        ["--data", "x.npz", "--seeds", "0"],
+        ["--data", "x.npz", "--snapshots", "-1"],
+        ["--data", "x.npz", "--steps-per-execution", "0"],
+        ["--data", "x.npz", "--objectives", "electra,bert"],
+    ],
+)
+def test_bad_run_flags(flags, capsys):
     with pytest.raises(SystemExit):
-        budget.build_parser().parse_args(["run"])
+        budget.parse_args(["run", *flags])
+    if flags:
+        error = capsys.readouterr().err
+        assert "must be positive" in error or "unknown --objectives" in error
