@@ -303,7 +303,8 @@ class StepClock(keras.callbacks.Callback):
 
 
 class Snapshots(keras.callbacks.Callback):
-    """Saves the encoder once it reaches each of `steps`; stops at `deadline`."""
+    """Saves the encoder once it reaches each of `steps`; stops after the
+    last of them, or at `deadline` (with a snapshot where it stopped)."""
 
     def __init__(self, folder, steps, deadline):
         super().__init__()
@@ -318,13 +319,16 @@ class Snapshots(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         step = int(self.model.optimizer.iterations.numpy())
-        self.last_logs = {k: float(v) for k, v in (logs or {}).items()}
         if self.steps and step >= self.steps[0]:
             self.steps = [s for s in self.steps if s > step]
             self.save(step)
+            self.model.stop_training = not self.steps
         elif time.time() > self.deadline:
-            self.save(step)  # out of time: the last snapshot is where it stopped
+            self.save(step)
             self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        self.last_logs = {k: float(v) for k, v in (logs or {}).items()}
 
 
 def pretrain_worker(args):
@@ -380,7 +384,7 @@ def pretrain_worker(args):
         inputs,
         batch_size=batch_size,
         epochs=math.ceil(total_steps / (executions * spe)),
-        callbacks=[snapshots, StopAt(total_steps)],
+        callbacks=[snapshots],
         verbose=0,
     )
     steps = int(pretrainer.optimizer.iterations.numpy())
@@ -396,16 +400,6 @@ def pretrain_worker(args):
         },
     )
     print(f"[{args.objective}] {steps} steps in {seconds:.0f} s", flush=True)
-
-
-class StopAt(keras.callbacks.Callback):
-    def __init__(self, steps):
-        super().__init__()
-        self.steps = steps
-
-    def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) >= self.steps:
-            self.model.stop_training = True
 
 
 def finetune(data, weights, seed, steps_per_execution):
