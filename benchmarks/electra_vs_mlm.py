@@ -50,6 +50,7 @@ from keras_electra import pretraining_data  # noqa: E402
 import demo  # noqa: E402
 import finetune  # noqa: E402
 import pretrain  # noqa: E402
+from outputs import write_json  # noqa: E402
 
 QUICK = {
     "num_layers": 1,
@@ -458,10 +459,7 @@ def main(argv=None):
         "table": table,
         "wall_seconds": round(time.time() - started, 1),
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as file:
-        json.dump(result, file, indent=2)
-        file.write("\n")
+    write_json(args.output, result)
     png = os.path.splitext(args.output)[0] + ".png"
     plot(rows, png)
     print(table)

@@ -39,7 +39,7 @@ import keras_electra  # noqa: E402
 from keras_electra import datasets  # noqa: E402
 from keras_electra import pretraining_data  # noqa: E402
 
-from finetune import write_json  # noqa: E402
+from outputs import write_json  # noqa: E402
 
 # The pretrainer metrics compared by `context_gain`, one per head.
 CONTEXT_LOSSES = ("mlm_loss", "generator_loss", "discriminator_loss")

@@ -48,6 +48,8 @@ from keras_electra import pretraining_data  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipes"))
+from outputs import write_json  # noqa: E402
 from pretrain_step import HelpFormatter  # noqa: E402
 from pretrain_step import StepClock  # noqa: E402
 from pretrain_step import backend_version  # noqa: E402
@@ -434,10 +436,7 @@ def main(argv=None):
             "cpu_count": os.cpu_count(),
         },
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
+    write_json(args.output, result)
 
     def row(stage, workers, count, seconds, rate):
         return (

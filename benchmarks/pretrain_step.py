@@ -17,7 +17,6 @@ It prints a markdown table row and writes the details as JSON to `--output`.
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import sys
@@ -32,6 +31,8 @@ import numpy as np  # noqa: E402
 import keras_electra  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipes"))
+from outputs import write_json  # noqa: E402
 QUICK = {"preset": "electra_tiny", "batch_size": 8}
 TABLE_HEADER = (
     "| backend | preset | vocab | seq len | batch | jit | step (ms) "
@@ -271,10 +272,7 @@ def main(argv=None):
             "cpu_count": os.cpu_count(),
         },
     }
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
+    write_json(args.output, result)
 
     print(TABLE_HEADER)
     print(

@@ -84,6 +84,9 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "recipes"))
+from outputs import write_json  # noqa: E402
+
 BACKENDS = ("tensorflow", "jax", "torch")
 PRECISIONS = ("fp32", "bf16")
 KERAS_POLICY = {"fp32": "float32", "bf16": "mixed_bfloat16"}
@@ -559,10 +562,7 @@ def main(argv=None):
     result["wall_seconds"] = round(time.time() - started, 1)
     result["machine"]["load_average_at_end"] = os.getloadavg()
     result["tables"] = tables
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
-    with open(args.output, "w") as f:
-        json.dump(result, f, indent=2)
-        f.write("\n")
+    write_json(args.output, result)
     cpu = result["machine"]["cpu"]
     print(
         f"CPU: {cpu['model']}, {args.threads} threads; avx512_bf16 "

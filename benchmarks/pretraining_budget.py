@@ -62,6 +62,7 @@ from keras_electra import electra_presets  # noqa: E402
 from keras_electra.electra_pretrainer import OBJECTIVES  # noqa: E402
 
 import demo  # noqa: E402
+from outputs import write_json  # noqa: E402
 
 SPLITS = ("train", "dev", "test")
 FEATURES = ("token_ids", "segment_ids", "padding_mask")
@@ -648,13 +649,6 @@ def machine():
 
 def default_steps_per_execution():
     return 1 if keras.config.backend() == "torch" else 10
-
-
-def write_json(path, data):
-    partial = path + ".partial"
-    with open(partial, "w") as file:
-        json.dump(data, file, indent=2)
-    os.replace(partial, path)
 
 
 def parse_args(argv=None):

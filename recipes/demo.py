@@ -22,7 +22,6 @@ checkpoint and redoes the fine-tuning.
 """
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -33,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 from keras_electra import datasets  # noqa: E402
+from outputs import write_json  # noqa: E402
 
 # The demo's model: 4 layers x 128 (ELECTRA-Small is 12 x 256), with the
 # generator at 1/4 width as in the paper. See README "What the demo shows".
@@ -237,8 +237,7 @@ def main(argv=None):
         },
         "preset": preset,
     }
-    with open(os.path.join(args.output, "summary.json"), "w") as file:
-        json.dump(summary, file, indent=2)
+    write_json(os.path.join(args.output, "summary.json"), summary)
     print("== Movie-review sentiment, test accuracy")
     print("| model | dev | test |\n|---|---|---|")
     for name, label in (

@@ -21,7 +21,6 @@ labels, test are printed and written to `<output>/scores.json`.
 """
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -34,6 +33,7 @@ import tensorflow as tf  # noqa: E402
 
 import keras_electra  # noqa: E402
 from keras_electra import datasets  # noqa: E402
+from outputs import write_json  # noqa: E402
 
 HYPERPARAMETERS = keras_electra.FINETUNING_HYPERPARAMETERS
 JIT_COMPILE = {"auto": "auto", "true": True, "false": False}
@@ -397,13 +397,6 @@ def main(argv=None):
 
 def format_scores(scores):
     return ", ".join(f"{name} {value:.4f}" for name, value in scores.items())
-
-
-def write_json(path, data):
-    partial = path + ".partial"
-    with open(partial, "w") as file:
-        json.dump(data, file, indent=2)
-    os.replace(partial, path)
 
 
 if __name__ == "__main__":

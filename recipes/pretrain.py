@@ -48,6 +48,7 @@ from keras_electra import electra_pretrainer  # noqa: E402
 from keras_electra.distribution import distribution_scope  # noqa: E402
 from keras_electra.distribution import supported_kinds  # noqa: E402
 from keras_electra import pretraining_data  # noqa: E402
+from outputs import write_json  # noqa: E402
 
 SIZES = ("tiny", "small", "base", "large")
 # Table 6 of the paper (tiny is ours, trained like small).
@@ -569,13 +570,6 @@ def wait_for_chief(dist):
         import torch.distributed
 
         torch.distributed.barrier()
-
-
-def write_json(path, data):
-    partial = path + ".partial"
-    with open(partial, "w") as file:
-        json.dump(data, file, indent=2)
-    os.replace(partial, path)
 
 
 if __name__ == "__main__":

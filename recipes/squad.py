@@ -34,7 +34,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from finetune import HYPERPARAMETERS  # noqa: E402
 from finetune import JIT_COMPILE  # noqa: E402
 from finetune import size_of  # noqa: E402
-from finetune import write_json  # noqa: E402
+from outputs import write_json  # noqa: E402
 
 
 def build_parser():

@@ -17,6 +17,7 @@ sys.path.insert(0, RECIPES)
 
 import demo  # noqa: E402
 import finetune  # noqa: E402
+import outputs  # noqa: E402
 import pretrain  # noqa: E402
 import squad  # noqa: E402
 
@@ -138,6 +139,16 @@ def write_classification_files(directory):
         path.write_text("\n".join(rows) + "\n")
         paths[split] = str(path)
     return paths
+
+
+def test_write_json_never_leaves_half_a_file(tmp_path):
+    path = str(tmp_path / "scores.json")
+    outputs.write_json(path, {"accuracy": 0.5})
+    # Not JSON-serialisable: the dump fails part-way through.
+    with pytest.raises(TypeError):
+        outputs.write_json(path, {"accuracy": 0.75, "model": object()})
+    assert json.load(open(path)) == {"accuracy": 0.5}
+    assert os.listdir(tmp_path) == ["scores.json"]
 
 
 def test_finetune_writes_scores(pretrained, tmp_path):
