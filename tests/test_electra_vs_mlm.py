@@ -58,7 +58,7 @@ def finished_run(tmp_path_factory):
 
 def run(tmp_path, *extra):
     return electra_vs_mlm.main(
-        ["--objectives", "electra,mlm", "--seeds", "2", "--electra-steps", "40",
+        ["--objectives", "electra,mlm", "--seeds", "2", "--electra-steps", "12",
          "--checkpoints", "2", "--num-layers", "1", "--hidden-dim", "16",
          "--vocabulary-size", "80", "--max-sequence-length", "24",
          "--batch-size", "4", "--in-domain-copies", "1",
