@@ -30,6 +30,7 @@ def write_json(path, data):
             json.dump(data, file, indent=2)
             file.write("\n")
     except BaseException:
-        os.remove(partial)
+        if os.path.exists(partial):  # open() itself may have failed
+            os.remove(partial)
         raise
     os.replace(partial, path)
