@@ -38,6 +38,8 @@ import numpy as np  # noqa: E402
 import keras_electra  # noqa: E402
 from keras_electra import datasets  # noqa: E402
 from keras_electra import pretraining_data  # noqa: E402
+from keras_electra.probing import encoder_features  # noqa: E402
+from keras_electra.probing import linear_probe  # noqa: E402
 
 from outputs import write_json  # noqa: E402
 
@@ -81,19 +83,6 @@ def build_parser():
     return parser
 
 
-def mean_pooled(backbone, preprocessor, texts, batch_size=256):
-    """Token vectors (mask-selected) and their per-text means."""
-    tokens, means = [], []
-    for start in range(0, len(texts), batch_size):
-        inputs = preprocessor(list(texts[start:start + batch_size]))
-        mask = keras.ops.convert_to_numpy(inputs["padding_mask"]).astype(bool)
-        output = keras.ops.convert_to_numpy(backbone(inputs)["sequence_output"])
-        tokens.append(output[mask])
-        weights = mask[..., None].astype("float32")
-        means.append((output * weights).sum(1) / weights.sum(1))
-    return np.concatenate(tokens), np.concatenate(means)
-
-
 def token_cosine(token_vectors, seed, sample=500):
     """Mean cosine similarity between distinct token vectors (a sample)."""
     rng = np.random.default_rng(seed)
@@ -104,38 +93,6 @@ def token_cosine(token_vectors, seed, sample=500):
     count = len(unit)
     similarity = unit @ unit.T
     return float((similarity.sum() - np.trace(similarity)) / (count * count - count))
-
-
-def probe_accuracy(train_features, train_labels, test_features, test_labels, seed):
-    """Logistic regression (L2, standardised features): test accuracy."""
-    center = train_features.mean(0)
-    scale = train_features.std(0) + 1e-6
-    num_classes = int(max(train_labels.max(), test_labels.max())) + 1
-    keras.utils.set_random_seed(seed)
-    probe = keras.Sequential(
-        [
-            keras.Input((train_features.shape[1],)),
-            keras.layers.Dense(
-                num_classes,
-                activation="softmax",
-                kernel_regularizer=keras.regularizers.l2(1e-3),
-            ),
-        ]
-    )
-    probe.compile(
-        optimizer=keras.optimizers.Adam(1e-2),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    probe.fit(
-        (train_features - center) / scale, train_labels,
-        epochs=100, batch_size=256, verbose=0,
-    )
-    return float(
-        probe.evaluate(
-            (test_features - center) / scale, test_labels, verbose=0
-        )[1]
-    )
 
 
 def shuffle_within_sequences(token_ids, padding_mask, special_ids, seed):
@@ -194,17 +151,20 @@ def context_gain(preset, examples, num_batches, seed):
 
 
 def diagnose(backbone, preprocessor, reviews, args):
-    tokens, _ = mean_pooled(
+    tokens, _ = encoder_features(
         backbone, preprocessor, reviews["dev"]["texts"][: args.cosine_reviews]
     )
-    _, train_features = mean_pooled(backbone, preprocessor, reviews["train"]["texts"])
-    _, test_features = mean_pooled(backbone, preprocessor, reviews["test"]["texts"])
+    features = {
+        split: encoder_features(backbone, preprocessor, reviews[split]["texts"])[1]
+        for split in ("train", "test")
+    }
     return {
         "token_cosine": token_cosine(tokens, args.seed),
-        "probe_accuracy": probe_accuracy(
-            train_features, np.asarray(reviews["train"]["labels"]),
-            test_features, np.asarray(reviews["test"]["labels"]), args.seed,
-        ),
+        "probe_accuracy": linear_probe(
+            features["train"], reviews["train"]["labels"],
+            {"test": (features["test"], reviews["test"]["labels"])},
+            seed=args.seed,
+        )["test"],
     }
 
 
@@ -252,7 +212,6 @@ def main(argv=None):
             f"| {row['encoder']} | {row['token_cosine']:.2f} "
             f"| {row['probe_accuracy']:.1%} | {gain} |"
         )
-    os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     write_json(args.output, {"rows": rows, "arguments": vars(args)})
     print(f"Results written to {args.output}")
     return rows

@@ -3,6 +3,7 @@
 from keras_electra import datasets
 from keras_electra import flops
 from keras_electra import pretraining_data
+from keras_electra import probing
 from keras_electra.checkpointing import PretrainingCheckpoint
 from keras_electra.checkpointing import latest_checkpoint
 from keras_electra.checkpointing import restore_checkpoint
