@@ -20,9 +20,8 @@ $(VENV)/.installed: pyproject.toml .ci/constraints.txt
 
 # The whole suite once per backend; fails if any backend fails. Two pytest
 # workers: most tests wait on tracing and compiling, not arithmetic. loadfile
-# keeps a file's tests (and its module-scoped fixtures) on one worker. On 2
-# cores it takes about 20 minutes (fresh clone: TF 442 s, JAX 445 s, torch
-# 307 s, plus the install).
+# keeps a file's tests (and its module-scoped fixtures) on one worker. The
+# README's "Commands" section gives the times.
 TEST_WORKERS ?= 2
 test: install
 	@failed=""; \
@@ -38,7 +37,7 @@ test: install
 # movie reviews next to the same classifier from scratch (recipes/demo.py;
 # DEMO_FLAGS="--minutes 10" and so on change it).
 demo: install
-	KERAS_BACKEND=$${KERAS_BACKEND:-jax} $(PY) recipes/demo.py $(DEMO_FLAGS)
+	KERAS_BACKEND=$${KERAS_BACKEND:-tensorflow} $(PY) recipes/demo.py $(DEMO_FLAGS)
 
 clean:
 	rm -rf $(VENV) out

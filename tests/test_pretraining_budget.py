@@ -159,11 +159,14 @@ def test_snapshots_at_or_past_each_target_and_at_the_deadline(
     pretrainer = budget.build_pretrainer(data, "electra", 1.0)
     budget.compile_pretrainer(pretrainer, 30, STEPS_PER_EXECUTION)
 
-    def fit(folder, targets, deadline):
+    def fit(folder, targets, deadline, epochs=1):
         os.makedirs(folder)
-        snapshots = budget.Snapshots(str(folder), targets, deadline)
+        snapshots = budget.Snapshots(
+            str(folder), targets, deadline, steps_per_epoch=15
+        )
         pretrainer.fit(
-            inputs, batch_size=batch_size, callbacks=[snapshots], verbose=0
+            inputs, batch_size=batch_size, epochs=epochs,
+            callbacks=[snapshots], verbose=0,
         )
         return sorted(os.listdir(folder))
 
@@ -178,6 +181,13 @@ def test_snapshots_at_or_past_each_target_and_at_the_deadline(
     ]
     # Out of time: one snapshot where training stopped.
     assert fit(tmp_path / "b", [30], 0) == [f"step-{stopped:07d}.weights.h5"]
+    # Steps count on across epochs and from where the optimizer was: a target
+    # in the second epoch lands on the end of its execution.
+    target = stopped + 15 + 2
+    landed = stopped + 15 + (5 if STEPS_PER_EXECUTION == 5 else 2)
+    assert fit(tmp_path / "c", [target], math.inf, epochs=2) == [
+        f"step-{landed:07d}.weights.h5"
+    ]
 
 
 def test_jobs_scratch_first_then_by_step_and_claimed_once(tmp_path):
