@@ -11,6 +11,8 @@ points. Tokens per second counts every position of every sequence
 The Keras backend comes from the `KERAS_BACKEND` environment variable:
 
     KERAS_BACKEND=jax python benchmarks/pretrain_step.py --quick
+    KERAS_BACKEND=tensorflow python benchmarks/pretrain_step.py --demo \
+        --jit-compile auto     # the step `make demo` runs
 
 It prints a markdown table row and writes the details as JSON to `--output`.
 """
@@ -33,6 +35,8 @@ import keras_electra  # noqa: E402
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipes"))
 from outputs import write_json  # noqa: E402
+import demo  # noqa: E402
+
 QUICK = {"preset": "electra_tiny", "batch_size": 8}
 TABLE_HEADER = (
     "| backend | preset | vocab | seq len | batch | jit | step (ms) "
@@ -113,6 +117,14 @@ def parse_args(argv=None):
         "the compilation alone takes about a minute.",
     )
     parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="The demo's model and pre-training settings (recipes/demo.py: "
+        "its encoder, vocabulary size, sequence length, batch size and "
+        "sampling temperature) instead of a preset; replaces --preset, "
+        "--vocab-size, --sequence-length and --batch-size.",
+    )
+    parser.add_argument(
         "--seed", type=int, default=0, help="Seed for weights and data."
     )
     parser.add_argument(
@@ -123,6 +135,13 @@ def parse_args(argv=None):
         "created if needed).",
     )
     args = parser.parse_args(argv)
+    if args.demo and (args.quick or args.preset):
+        parser.error("--demo replaces --preset and --quick; pass only one.")
+    if args.demo:
+        args.preset = "demo"
+        args.vocab_size = demo.DEMO_PRETRAINING["vocabulary_size"]
+        args.sequence_length = demo.DEMO_PRETRAINING["max_sequence_length"]
+        args.batch_size = demo.DEMO_PRETRAINING["batch_size"]
     defaults = QUICK if args.quick else {
         "preset": "electra_small",
         "batch_size": 32,
@@ -130,7 +149,7 @@ def parse_args(argv=None):
     for name, value in defaults.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
-    if args.preset not in keras_electra.presets:
+    if args.preset not in keras_electra.presets and not args.demo:
         parser.error(
             f"--preset must be one of {', '.join(keras_electra.presets)}."
         )
@@ -192,6 +211,23 @@ class StepClock(keras.callbacks.Callback):
             self.end = time.perf_counter()
 
 
+def build_pretrainer(args):
+    """A randomly initialised pretrainer: `--preset`, or the demo's."""
+    if not args.demo:
+        return keras_electra.ElectraPretrainer.from_preset(
+            args.preset, vocab_size=args.vocab_size, seed=args.seed
+        )
+    model = dict(demo.DEMO_MODEL)
+    return keras_electra.ElectraPretrainer.from_preset(
+        f"electra_{model.pop('size')}",
+        vocab_size=args.vocab_size,
+        max_sequence_length=args.sequence_length,
+        temperature=demo.DEMO_PRETRAINING["temperature"],
+        seed=args.seed,
+        **model,
+    )
+
+
 def backend_version():
     name = keras.backend.backend()
     module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
@@ -203,9 +239,7 @@ def main(argv=None):
     backend = keras.backend.backend()
     keras.utils.set_random_seed(args.seed)
 
-    pretrainer = keras_electra.ElectraPretrainer.from_preset(
-        args.preset, vocab_size=args.vocab_size, seed=args.seed
-    )
+    pretrainer = build_pretrainer(args)
     if args.sequence_length > pretrainer.backbone.max_sequence_length:
         sys.exit(
             f"--sequence-length {args.sequence_length} is longer than the "

@@ -254,7 +254,11 @@ def test_demo_end_to_end_on_fixtures(corpus, tmp_path, monkeypatch):
         ["--steps", "2", "--num-layers", "1", "--hidden-dim", "16",
          "--finetuning-epochs", "1", "--output", str(tmp_path)]
     )
-    assert set(summary["test_accuracy"]) == {"electra", "from_scratch"}
+    for mode in ("fine_tuned", "frozen_encoder"):
+        for accuracy in summary["accuracy"][mode].values():
+            assert set(accuracy) == {"dev", "test"}
+            assert all(0 <= value <= 1 for value in accuracy.values())
+        assert set(summary["accuracy"][mode]) == {"electra", "from_scratch"}
     assert os.path.exists(tmp_path / "summary.json")
     in_domain = (tmp_path / "in_domain.txt").read_text().split("\n\n")
     # Training snippets grouped by film (3 films) plus one plot summary.
