@@ -40,7 +40,7 @@ from outputs import write_json  # noqa: E402
 
 # The demo's model: 2 layers x 128 (ELECTRA-Small is 12 x 256), with the
 # generator at 1/4 width as in the paper. Small and short (64 tokens) so that
-# 2 CPU cores run about 12,000 steps in the budget. See README "What the demo
+# 2 CPU cores run about 14,000 steps in the budget. See README "What the demo
 # shows".
 DEMO_MODEL = {
     "size": "small",
