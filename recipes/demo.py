@@ -245,12 +245,12 @@ def main(argv=None):
         )
 
     print("== 5/5 Frozen encoders: a linear classifier on the mean token vector")
+    preprocessor = keras_electra.ElectraTextClassifierPreprocessor.from_preset(
+        preset, sequence_length=DEMO_FINETUNING["max_sequence_length"]
+    )
     frozen = {}
     for name, pretrained in (("electra", True), ("from_scratch", False)):
         keras.utils.set_random_seed(args.seed)
-        preprocessor = keras_electra.ElectraTextClassifierPreprocessor.from_preset(
-            preset, sequence_length=DEMO_FINETUNING["max_sequence_length"]
-        )
         backbone = keras_electra.ElectraBackbone.from_preset(
             preset, load_weights=pretrained
         )
