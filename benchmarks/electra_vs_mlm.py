@@ -4,7 +4,7 @@ The paper's Table 1 / Table 5 question at CPU scale: pre-train the same
 encoder on the same corpus (the demo corpus: State of the Union addresses,
 the Brown corpus and the movie-review training text, see `recipes/demo.py`)
 with each objective for the same number of model FLOPs
-(`keras_electra.flops`, counted analytically), then fine-tune every
+(`keras_electra.pretraining.flops`, counted analytically), then fine-tune every
 checkpoint along the way on the movie-review sentiment task with identical
 settings (the demo's), for several seeds; plus the same classifier from
 random weights. Objectives with a generator pay for it: they get fewer
@@ -43,9 +43,9 @@ sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipes"))
 import keras  # noqa: E402
 
 import keras_electra  # noqa: E402
-from keras_electra import datasets  # noqa: E402
-from keras_electra import flops  # noqa: E402
-from keras_electra import pretraining_data  # noqa: E402
+from keras_electra import data as datasets  # noqa: E402
+from keras_electra.pretraining import flops  # noqa: E402
+from keras_electra import pretraining as pretraining_data  # noqa: E402
 
 import demo  # noqa: E402
 import finetune  # noqa: E402
@@ -141,7 +141,7 @@ def parse_args(argv=None):
             args.work_dir += "_quick"
     args.objectives = args.objectives.split(",")
     for objective in args.objectives:
-        if objective not in keras_electra.electra_pretrainer.OBJECTIVES:
+        if objective not in keras_electra.pretraining.pretrainer.OBJECTIVES:
             parser.error(f"unknown objective '{objective}'")
     if args.checkpoints < 1 or args.electra_steps < args.checkpoints:
         parser.error("need 1 <= --checkpoints <= --electra-steps")

@@ -36,10 +36,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_electra  # noqa: E402
-from keras_electra import datasets  # noqa: E402
-from keras_electra import pretraining_data  # noqa: E402
-from keras_electra.probing import encoder_features  # noqa: E402
-from keras_electra.probing import linear_probe  # noqa: E402
+from keras_electra import data as datasets  # noqa: E402
+from keras_electra import pretraining as pretraining_data  # noqa: E402
+from keras_electra.pretraining.probing import encoder_features  # noqa: E402
+from keras_electra.pretraining.probing import linear_probe  # noqa: E402
 
 from outputs import write_json  # noqa: E402
 

@@ -1,5 +1,5 @@
 """Can the input pipeline keep up with pre-training? Tokens per second of
-each stage of `keras_electra.pretraining_data`, next to what `fit` consumes.
+each stage of `keras_electra.pretraining`, next to what `fit` consumes.
 
 Stages, each timed on its own:
 
@@ -44,7 +44,7 @@ import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_electra  # noqa: E402
-from keras_electra import pretraining_data  # noqa: E402
+from keras_electra import pretraining as pretraining_data  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)

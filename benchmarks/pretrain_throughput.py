@@ -43,7 +43,7 @@ Also measured, before and after the timed rounds: the machine's
 matrix-multiply peak (float32 and bfloat16; large `torch.matmul`, and
 `jnp.dot` when JAX is benchmarked; the best of all is the peak), and from it
 the model-FLOPs utilisation (MFU) of each variant. Model FLOPs are counted
-analytically (`keras_electra.flops`), the same for every variant:
+analytically (`keras_electra.pretraining.flops`), the same for every variant:
 `6 * matmul parameters * tokens`
 for the generator and the discriminator (embedding projection, attention and
 feed-forward projections, the discriminator's head), plus attention scores
@@ -277,7 +277,7 @@ def preset_configs(preset, vocab_size):
 
 
 def load_flops():
-    """`keras_electra.flops`, without importing Keras (each worker picks its
+    """`keras_electra.pretraining.flops`, without importing Keras (each worker picks its
     own backend); the module imports nothing."""
     path = os.path.join(ROOT, "keras_electra", "flops.py")
     spec = importlib.util.spec_from_file_location("keras_electra_flops", path)

@@ -58,8 +58,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_electra  # noqa: E402
-from keras_electra import electra_presets  # noqa: E402
-from keras_electra.electra_pretrainer import OBJECTIVES  # noqa: E402
+from keras_electra.models import electra_presets  # noqa: E402
+from keras_electra.pretraining.pretrainer import OBJECTIVES  # noqa: E402
 
 import demo  # noqa: E402
 from outputs import write_json  # noqa: E402
@@ -168,8 +168,8 @@ def prepare(args):
     import finetune
     import pretrain
 
-    from keras_electra import datasets
-    from keras_electra import pretraining_data
+    from keras_electra import data as datasets
+    from keras_electra import pretraining as pretraining_data
 
     os.makedirs(args.work_dir, exist_ok=True)
     corpus = datasets.demo_corpus()

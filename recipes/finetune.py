@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_electra  # noqa: E402
-from keras_electra import datasets  # noqa: E402
+from keras_electra import data as datasets  # noqa: E402
 from outputs import write_json  # noqa: E402
 
 HYPERPARAMETERS = keras_electra.FINETUNING_HYPERPARAMETERS

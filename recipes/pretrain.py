@@ -43,11 +43,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 
 import keras_electra  # noqa: E402
-from keras_electra import datasets  # noqa: E402
-from keras_electra import electra_pretrainer  # noqa: E402
-from keras_electra.distribution import distribution_scope  # noqa: E402
-from keras_electra.distribution import supported_kinds  # noqa: E402
-from keras_electra import pretraining_data  # noqa: E402
+from keras_electra import data as datasets  # noqa: E402
+from keras_electra.pretraining import pretrainer as electra_pretrainer  # noqa: E402
+from keras_electra.training.distribution import distribution_scope  # noqa: E402
+from keras_electra.training.distribution import supported_kinds  # noqa: E402
+from keras_electra import pretraining as pretraining_data  # noqa: E402
 from outputs import write_json  # noqa: E402
 
 SIZES = ("tiny", "small", "base", "large")

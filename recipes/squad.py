@@ -27,8 +27,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_electra  # noqa: E402
-from keras_electra import datasets  # noqa: E402
-from keras_electra import squad  # noqa: E402
+from keras_electra import data as datasets  # noqa: E402
+from keras_electra.data import squad  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from finetune import HYPERPARAMETERS  # noqa: E402

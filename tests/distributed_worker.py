@@ -127,7 +127,7 @@ def masks(pretrainer, data, batch_size):
 def run_jax(out):
     import jax
 
-    from keras_electra.distribution import distribution_scope
+    from keras_electra.training.distribution import distribution_scope
 
     assert jax.device_count() == 2, jax.devices()
     batch = global_batch()
@@ -187,7 +187,7 @@ def run_jax(out):
 def run_tensorflow(out):
     import tensorflow as tf
 
-    from keras_electra.distribution import distribution_scope
+    from keras_electra.training.distribution import distribution_scope
 
     batch = global_batch()
     same = global_batch(identical_halves=True)
@@ -231,7 +231,7 @@ def run_tensorflow(out):
 def run_torch(out_dir):
     import torch.distributed as dist_lib
 
-    from keras_electra.distribution import distribution_scope
+    from keras_electra.training.distribution import distribution_scope
 
     batch = global_batch()
     same = global_batch(identical_halves=True)

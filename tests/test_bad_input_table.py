@@ -31,8 +31,8 @@ from conftest import VOCAB_SIZE
 from conftest import tiny_backbone
 from conftest import tiny_batch
 from conftest import tiny_pretrainer
-from keras_electra import datasets
-from keras_electra import pretraining_data
+from keras_electra import data as datasets
+from keras_electra import pretraining as pretraining_data
 
 RECIPES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "recipes")
 sys.path.insert(0, RECIPES)

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import tiny_batch, tiny_pretrainer
-from keras_electra import checkpointing
-from keras_electra.checkpointing import PretrainingCheckpoint
-from keras_electra.checkpointing import latest_checkpoint
-from keras_electra.checkpointing import restore_checkpoint
-from keras_electra.checkpointing import save_checkpoint
+from keras_electra.training import checkpoints as checkpointing
+from keras_electra.training.checkpoints import PretrainingCheckpoint
+from keras_electra.training.checkpoints import latest_checkpoint
+from keras_electra.training.checkpoints import restore_checkpoint
+from keras_electra.training.checkpoints import save_checkpoint
 
 STEPS = 6
 BATCHES = [

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from conftest import backend
-from keras_electra import checkpointing
-from keras_electra import training_monitor
+from keras_electra.training import checkpoints as checkpointing
+from keras_electra.training import callbacks as training_monitor
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECIPE = os.path.join(ROOT, "recipes", "pretrain.py")

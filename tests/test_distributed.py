@@ -31,7 +31,7 @@ import numpy as np
 import pytest
 
 from conftest import backend
-from keras_electra import distribution
+from keras_electra.training import distribution
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "distributed_worker.py")
@@ -232,7 +232,7 @@ def test_tensorflow_mirrored_equals_one_device(tensorflow_results):
     assert not np.isclose(ratio, 2.0), (
         "The mirrored loss is twice the single-device loss: "
         "ElectraPretrainer.compute_loss must return "
-        "keras_electra.distribution.scale_loss_for_replicas(loss), or the "
+        "keras_electra.training.distribution.scale_loss_for_replicas(loss), or the "
         "replicas' gradients add up to twice the update."
     )
     assert_same_training(mirrored, single, "MirroredStrategy vs one device")

@@ -13,7 +13,7 @@ import pytest
 from conftest import random_sentences
 
 import keras_electra
-from keras_electra import pretraining_data
+from keras_electra import pretraining as pretraining_data
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))

@@ -5,7 +5,7 @@ import math
 import pytest
 
 from conftest import tiny_pretrainer
-from keras_electra import flops
+from keras_electra.pretraining import flops
 
 
 def kernel_sizes(model, include):

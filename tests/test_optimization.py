@@ -26,7 +26,7 @@ def tiny_model(num_layers=NUM_LAYERS, **overrides):
 
 def expected_depth(path):
     first = path.split("/")[0]
-    if first in keras_electra.optimization.EMBEDDING_LAYER_NAMES:
+    if first in keras_electra.training.optimizers.EMBEDDING_LAYER_NAMES:
         return 0
     if first.startswith("transformer_layer_"):
         return int(first.rsplit("_", 1)[1]) + 1

@@ -7,6 +7,7 @@ example can be traced back to the sentences it holds.
 """
 
 import json
+import multiprocessing
 import os
 import pickle
 
@@ -16,7 +17,7 @@ import pytest
 
 import keras_electra
 from conftest import tiny_backbone
-from keras_electra import pretraining_data as data
+from keras_electra import pretraining as data
 
 LENGTH = 32
 WORDS = "the a cat dog sat ran on under big small red old tree house".split()
@@ -471,7 +472,7 @@ def test_workers_write_the_same_shards(shards, corpus, tmp_path, monkeypatch):
     """Examples are dealt out in file order whoever builds them, and a
     skipped file is reported from the workers too."""
     monkeypatch.setattr(
-        data.multiprocessing,
+        multiprocessing,
         "get_context",
         lambda method: type("Spawn", (), {"Pool": InProcessPool})
         if method == "spawn" else None,

@@ -1,12 +1,12 @@
-"""keras_electra.probing: frozen-encoder features and the linear probe read
+"""keras_electra.pretraining.probing: frozen-encoder features and the linear probe read
 what is there, and refuse inputs they cannot score."""
 
 import numpy as np
 import pytest
 
 import keras_electra
-from keras_electra.probing import encoder_features
-from keras_electra.probing import linear_probe
+from keras_electra.pretraining.probing import encoder_features
+from keras_electra.pretraining.probing import linear_probe
 
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "good", "bad"]
 TEXTS = ["a good", "bad", "a bad bad good a", "good"]

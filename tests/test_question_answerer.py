@@ -7,12 +7,12 @@ import pytest
 
 import keras_electra
 from conftest import numpy_tree, tiny_backbone, tiny_batch
-from keras_electra.squad import answer_from_span
-from keras_electra.squad import best_spans
-from keras_electra.squad import normalize_answer
-from keras_electra.squad import squad_answer
-from keras_electra.squad import squad_metric
-from keras_electra.squad import squad_windows
+from keras_electra.data.squad import answer_from_span
+from keras_electra.data.squad import best_spans
+from keras_electra.data.squad import normalize_answer
+from keras_electra.data.squad import squad_answer
+from keras_electra.data.squad import squad_metric
+from keras_electra.data.squad import squad_windows
 
 
 def test_logits_shapes_and_padding_never_answers():

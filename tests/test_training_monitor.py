@@ -8,15 +8,15 @@ import numpy as np
 import pytest
 
 from conftest import tiny_batch, tiny_pretrainer
-from keras_electra import checkpointing
-from keras_electra.checkpointing import PretrainingCheckpoint
-from keras_electra.checkpointing import restore_checkpoint
-from keras_electra.training_monitor import COLUMNS
-from keras_electra.training_monitor import NonFiniteLossError
-from keras_electra.training_monitor import StopOnNonFiniteLoss
-from keras_electra.training_monitor import TrainingCurves
-from keras_electra.training_monitor import plot_curves
-from keras_electra.training_monitor import read_curves
+from keras_electra.training import checkpoints as checkpointing
+from keras_electra.training.checkpoints import PretrainingCheckpoint
+from keras_electra.training.checkpoints import restore_checkpoint
+from keras_electra.training.callbacks import COLUMNS
+from keras_electra.training.callbacks import NonFiniteLossError
+from keras_electra.training.callbacks import StopOnNonFiniteLoss
+from keras_electra.training.callbacks import TrainingCurves
+from keras_electra.training.callbacks import plot_curves
+from keras_electra.training.callbacks import read_curves
 
 BATCHES = [
     tiny_batch(batch_size=4, length=16, seed=i, num_padded=4) for i in range(6)

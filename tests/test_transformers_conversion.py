@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import keras_electra
-from keras_electra import transformers_conversion
+from keras_electra.conversion import transformers as transformers_conversion
 
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")

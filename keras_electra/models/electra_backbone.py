@@ -1,0 +1,288 @@
+"""The ELECTRA encoder, compatible with keras-hub's `ElectraBackbone`."""
+
+import keras
+import keras_hub
+from keras.layers import ReversibleEmbedding
+from keras_hub.layers import PositionEmbedding
+from keras_hub.layers import TransformerEncoder
+from keras_hub.models import Backbone
+
+# keras-hub registers this function for serialization; reusing it keeps our
+# configs identical to keras-hub's.
+from keras_electra.models.electra_presets import PRESETS
+from keras_electra.utils import preset_loading
+from keras_electra.utils.keras_compat import gelu_approximate
+
+# Layers that make up the embedding block. A backbone that runs on another
+# backbone's embedding block (the ELECTRA generator) reuses exactly these.
+EMBEDDING_LAYER_NAMES = (
+    "token_embedding",
+    "position_embedding",
+    "segment_embedding",
+    "embeddings_add",
+    "embeddings_layer_norm",
+    "embeddings_dropout",
+)
+
+
+def electra_kernel_initializer(stddev=0.02):
+    return keras.initializers.TruncatedNormal(stddev=stddev)
+
+
+def gelu_activation(approximate_gelu):
+    """The GELU variant: tanh-approximate (original, keras-hub) or exact (HF)."""
+    return gelu_approximate if approximate_gelu else "gelu"
+
+
+@keras.saving.register_keras_serializable(package="keras_electra")
+class ElectraBackbone(keras_hub.models.ElectraBackbone):
+    """The ELECTRA Transformer encoder.
+
+    Layer names, variables and configuration are those of
+    `keras_hub.models.ElectraBackbone`, so keras-hub's ELECTRA presets load
+    into this class and presets saved from it load with keras-hub. On top of
+    keras-hub it adds the choice of GELU and the ability to run on the
+    embedding block of another backbone, which is how the ELECTRA generator
+    shares the discriminator's embeddings.
+
+    Args:
+        vocab_size: int. Size of the token vocabulary.
+        num_layers: int. Number of Transformer layers.
+        num_heads: int. Attention heads per layer; must divide `hidden_dim`.
+        hidden_dim: int. Width of the Transformer layers.
+        embedding_dim: int. Width of the token, position and segment
+            embeddings. A dense `embeddings_projection` maps them to
+            `hidden_dim` when the two differ.
+        intermediate_dim: int. Width of the feed-forward layers.
+        dropout: float. Dropout rate throughout the encoder.
+        max_sequence_length: int. Longest input the position embedding covers.
+        num_segments: int. Number of segment (token type) ids.
+        approximate_gelu: bool. `True` for the tanh approximation of GELU (the
+            original ELECTRA and keras-hub), `False` for the exact erf form
+            (Hugging Face's `"gelu"`).
+        embedding_owner: `ElectraBackbone` or `None`. When set, this backbone
+            uses the embedding layers (token, position, segment, LayerNorm,
+            dropout) of `embedding_owner` instead of creating its own; it still
+            owns its `embeddings_projection`. Not part of the config: a
+            backbone restored on its own owns its embeddings, and
+            `ElectraPretrainer` re-establishes the sharing.
+        dtype: string or `keras.DTypePolicy`. Dtype policy of the model.
+
+    Example:
+    ```python
+    import numpy as np
+    import keras_electra
+
+    backbone = keras_electra.ElectraBackbone(
+        vocab_size=1000, num_layers=2, num_heads=2, hidden_dim=32,
+        embedding_dim=16, intermediate_dim=64, max_sequence_length=64,
+    )
+    outputs = backbone({
+        "token_ids": np.ones((1, 12), "int32"),
+        "segment_ids": np.zeros((1, 12), "int32"),
+        "padding_mask": np.ones((1, 12), "int32"),
+    })
+    outputs["sequence_output"].shape  # (1, 12, 32)
+    ```
+    """
+
+    # Configurations by name (random initialisation); see `electra_presets`.
+    builtin_presets = PRESETS
+
+    def __init__(
+        self,
+        vocab_size,
+        num_layers,
+        num_heads,
+        hidden_dim,
+        embedding_dim,
+        intermediate_dim,
+        dropout=0.1,
+        max_sequence_length=512,
+        num_segments=2,
+        approximate_gelu=True,
+        embedding_owner=None,
+        dtype=None,
+        **kwargs,
+    ):
+        if hidden_dim % num_heads:
+            raise ValueError(
+                f"`hidden_dim` ({hidden_dim}) must be divisible by "
+                f"`num_heads` ({num_heads})."
+            )
+        # === Layers ===
+        if embedding_owner is None:
+            self.token_embedding = ReversibleEmbedding(
+                input_dim=vocab_size,
+                output_dim=embedding_dim,
+                embeddings_initializer=electra_kernel_initializer(),
+                dtype=dtype,
+                name="token_embedding",
+            )
+            self.position_embedding = PositionEmbedding(
+                initializer=electra_kernel_initializer(),
+                sequence_length=max_sequence_length,
+                dtype=dtype,
+                name="position_embedding",
+            )
+            self.segment_embedding = keras.layers.Embedding(
+                input_dim=num_segments,
+                output_dim=embedding_dim,
+                embeddings_initializer=electra_kernel_initializer(),
+                dtype=dtype,
+                name="segment_embedding",
+            )
+            self.embeddings_add = keras.layers.Add(
+                dtype=dtype, name="embeddings_add"
+            )
+            self.embeddings_layer_norm = keras.layers.LayerNormalization(
+                axis=-1,
+                epsilon=1e-12,
+                dtype=dtype,
+                name="embeddings_layer_norm",
+            )
+            self.embeddings_dropout = keras.layers.Dropout(
+                dropout, dtype=dtype, name="embeddings_dropout"
+            )
+        else:
+            _check_embedding_owner(
+                embedding_owner,
+                vocab_size=vocab_size,
+                embedding_dim=embedding_dim,
+                max_sequence_length=max_sequence_length,
+                num_segments=num_segments,
+            )
+            for name in EMBEDDING_LAYER_NAMES:
+                setattr(self, name, getattr(embedding_owner, name))
+        if hidden_dim != embedding_dim:
+            self.embeddings_projection = keras.layers.Dense(
+                hidden_dim,
+                kernel_initializer=electra_kernel_initializer(),
+                dtype=dtype,
+                name="embeddings_projection",
+            )
+        self.transformer_layers = [
+            TransformerEncoder(
+                num_heads=num_heads,
+                intermediate_dim=intermediate_dim,
+                activation=gelu_activation(approximate_gelu),
+                dropout=dropout,
+                layer_norm_epsilon=1e-12,
+                kernel_initializer=electra_kernel_initializer(),
+                dtype=dtype,
+                name=f"transformer_layer_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.pooled_dense = keras.layers.Dense(
+            hidden_dim,
+            kernel_initializer=electra_kernel_initializer(),
+            activation="tanh",
+            dtype=dtype,
+            name="pooled_dense",
+        )
+
+        # === Functional Model ===
+        token_id_input = keras.Input(
+            shape=(None,), dtype="int32", name="token_ids"
+        )
+        segment_id_input = keras.Input(
+            shape=(None,), dtype="int32", name="segment_ids"
+        )
+        padding_mask_input = keras.Input(
+            shape=(None,), dtype="int32", name="padding_mask"
+        )
+        tokens = self.token_embedding(token_id_input)
+        positions = self.position_embedding(tokens)
+        segments = self.segment_embedding(segment_id_input)
+        x = self.embeddings_add((tokens, positions, segments))
+        x = self.embeddings_layer_norm(x)
+        x = self.embeddings_dropout(x)
+        if hidden_dim != embedding_dim:
+            x = self.embeddings_projection(x)
+        for transformer_layer in self.transformer_layers:
+            x = transformer_layer(x, padding_mask=padding_mask_input)
+        pooled_output = self.pooled_dense(x[:, 0, :])
+        # keras-hub's ElectraBackbone.__init__ builds its own layers; we skip
+        # it and initialise the functional model directly with ours.
+        Backbone.__init__(
+            self,
+            inputs={
+                "token_ids": token_id_input,
+                "segment_ids": segment_id_input,
+                "padding_mask": padding_mask_input,
+            },
+            outputs={"sequence_output": x, "pooled_output": pooled_output},
+            dtype=dtype,
+            **kwargs,
+        )
+
+        # === Config ===
+        self.vocab_size = vocab_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.embedding_dim = embedding_dim
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+        self.max_sequence_length = max_sequence_length
+        self.num_segments = num_segments
+        self.approximate_gelu = approximate_gelu
+        self.cls_token_index = 0
+
+    def get_config(self):
+        config = super().get_config()
+        config["approximate_gelu"] = self.approximate_gelu
+        return config
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Build a backbone from a preset.
+
+        Args:
+            preset: a built-in name (`cls.presets`, randomly initialised), a
+                keras-hub ELECTRA preset name or handle, or a local directory
+                saved by keras-hub or keras_electra.
+            load_weights: bool. Load the preset's weights, if it has any.
+            **kwargs: config overrides, e.g. `vocab_size=8000`.
+
+        Example:
+        ```python
+        import keras_electra
+
+        backbone = keras_electra.ElectraBackbone.from_preset(
+            "electra_tiny", vocab_size=500
+        )
+        ```
+        """
+        return preset_loading.load_backbone(cls, preset, load_weights, kwargs)
+
+    @classmethod
+    def generator_config(cls, config, generator_size):
+        """The config of a generator `generator_size` times this size.
+
+        Hidden width is `round(hidden_dim * generator_size)`, with one head per
+        64 units, a feed-forward four times as wide and the same depth, as in
+        the original ELECTRA.
+        """
+        if not generator_size > 0:
+            raise ValueError(
+                f"`generator_size` must be > 0, got {generator_size}."
+            )
+        hidden_dim = max(1, round(config["hidden_dim"] * generator_size))
+        return {
+            **config,
+            "name": None,
+            "hidden_dim": hidden_dim,
+            "num_heads": max(1, hidden_dim // 64),
+            "intermediate_dim": 4 * hidden_dim,
+        }
+
+
+def _check_embedding_owner(owner, **expected):
+    for name, value in expected.items():
+        if getattr(owner, name) != value:
+            raise ValueError(
+                f"Cannot share embeddings: the embedding owner has "
+                f"`{name}={getattr(owner, name)}`, this backbone `{value}`."
+            )

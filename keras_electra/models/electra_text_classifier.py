@@ -1,0 +1,429 @@
+"""Sentence and sentence-pair classification (and regression) with ELECTRA."""
+
+import sys
+
+import keras
+import keras_hub
+import numpy as np
+from keras_electra.utils.keras_compat import preset_utils
+
+from keras_electra.utils import preset_loading
+from keras_electra.utils.checks import INPUT_ERROR
+from keras_electra.models.electra_backbone import ElectraBackbone
+from keras_electra.utils.checks import check_token_ids
+from keras_electra.utils.checks import tf_check_token_ids
+from keras_electra.models.electra_backbone import electra_kernel_initializer
+from keras_electra.training.optimizers import electra_adamw
+from keras_electra.models.electra_tokenizer import has_tokenizer
+from keras_electra.models.electra_text_classifier_preprocessor import (
+    ElectraTextClassifierPreprocessor,
+)
+
+HEADS = ("hf", "original")
+POOLINGS = ("cls", "mean")
+
+
+LABEL_ERROR = "Bad labels:"
+
+
+class CheckedInputs:
+    """`fit`, `evaluate` and `predict` check the data on the host first.
+
+    Packed inputs (`{"token_ids", ...}`) must have ids in
+    `[0, vocab_size)` and at most `max_sequence_length` tokens, and sparse
+    integer labels must be in `[0, num_classes)` (or the compiled loss'
+    `ignore_class`): out-of-range ids or labels would otherwise gather
+    garbage or give NaN silently on some backends. Arrays are checked at
+    once, `tf.data` pipelines as they are read; both raise a `ValueError`.
+    """
+
+    # Rank of a batch of sparse (class index) labels.
+    sparse_label_rank = 1
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        x, y = self._checked(x, y)
+        if kwargs.get("validation_data") is not None:
+            kwargs["validation_data"] = self._checked_validation(
+                kwargs["validation_data"]
+            )
+        return self._run_checked(super().fit, x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        x, y = self._checked(x, y)
+        return self._run_checked(super().evaluate, x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        x, _ = self._checked(x, None)
+        return self._run_checked(super().predict, x, *args, **kwargs)
+
+    def _run_checked(self, method, *args, **kwargs):
+        try:
+            return method(*args, **kwargs)
+        except Exception as error:
+            # A failed `tf.data` assertion, wrapped by the backend.
+            text = str(error)
+            for marker in (INPUT_ERROR, LABEL_ERROR):
+                if marker in text and not isinstance(error, ValueError):
+                    message = text[text.index(marker) :].split("\n")[0]
+                    message = message.split("] [Condition")[0]
+                    message = message.replace("] [", " ").rstrip("]")
+                    raise ValueError(message) from None
+            raise
+
+    def _label_limits(self):
+        """`(num_classes, ignore_class)`, or `None` for regression."""
+        if self.num_classes < 2:
+            return None
+        return self.num_classes, getattr(self.loss, "ignore_class", None)
+
+    def _checked_validation(self, data):
+        if isinstance(data, (tuple, list)) and 2 <= len(data) <= 3:
+            x, y = self._checked(data[0], data[1])
+            return (x, y, *data[2:])
+        return self._checked(data, None)[0]
+
+    def _checked(self, x, y):
+        tf = sys.modules.get("tensorflow")
+        if tf is not None and isinstance(x, tf.data.Dataset):
+            return x.map(self._tf_checked_element), y
+        if isinstance(x, dict) and "token_ids" in x:
+            backbone = self.backbone
+            check_token_ids(
+                x["token_ids"],
+                backbone.vocab_size,
+                backbone.max_sequence_length,
+            )
+        limits = self._label_limits()
+        if y is not None and limits is not None:
+            check_labels(y, *limits, self.sparse_label_rank)
+        return x, y
+
+    def _tf_checked_element(self, *element):
+        import tensorflow as tf
+
+        x = element[0]
+        if isinstance(x, dict) and "token_ids" in x:
+            backbone = self.backbone
+            x = dict(x)
+            x["token_ids"] = tf_check_token_ids(
+                tf,
+                x["token_ids"],
+                backbone.vocab_size,
+                backbone.max_sequence_length,
+            )
+        if len(element) == 1:
+            return x
+        y = element[1]
+        limits = self._label_limits()
+        if limits is not None and _is_sparse_labels(
+            y, self.sparse_label_rank
+        ):
+            y = _tf_checked_labels(tf, y, *limits)
+        return (x, y, *element[2:])
+
+
+def check_labels(y, num_classes, ignore_class, sparse_rank):
+    """Raise a `ValueError` if sparse labels `y` are not class indices."""
+    try:
+        labels = np.asarray(
+            y if isinstance(y, (list, tuple, np.ndarray)) else
+            keras.ops.convert_to_numpy(y)
+        )
+    except Exception:
+        return  # Not an array: left to Keras.
+    if not _is_sparse_labels(labels, sparse_rank):
+        return
+    valid = (labels >= 0) & (labels < num_classes) & (labels % 1 == 0)
+    if ignore_class is not None:
+        valid |= labels == ignore_class
+    if not valid.all():
+        bad = labels[~valid].flat[0]
+        raise ValueError(
+            f"{LABEL_ERROR} labels must be class indices in "
+            f"[0, {num_classes}) for `num_classes={num_classes}`; found "
+            f"{bad} ({int((~valid).sum())} bad label(s))."
+        )
+
+
+def _is_sparse_labels(labels, sparse_rank):
+    """Class indices, not one-hot vectors, regression targets or strings."""
+    try:
+        kind = np.dtype(getattr(labels.dtype, "as_numpy_dtype", labels.dtype))
+        rank = len(labels.shape)
+    except (TypeError, ValueError):
+        return False  # Unknown dtype or rank.
+    if kind.kind not in "iuf":
+        return False
+    return rank == sparse_rank or (
+        rank == sparse_rank + 1 and labels.shape[-1] == 1
+    )
+
+
+def _tf_checked_labels(tf, y, num_classes, ignore_class):
+    valid = tf.logical_and(y >= 0, y < tf.cast(num_classes, y.dtype))
+    if y.dtype.is_floating:
+        valid = tf.logical_and(valid, tf.equal(y, tf.floor(y)))
+    if ignore_class is not None:
+        ignored = tf.equal(y, tf.cast(ignore_class, y.dtype))
+        valid = tf.logical_or(valid, ignored)
+    check = tf.debugging.Assert(
+        tf.reduce_all(valid),
+        [
+            f"{LABEL_ERROR} labels must be class indices in "
+            f"[0, {num_classes}) for `num_classes={num_classes}`; found",
+            tf.boolean_mask(y, tf.logical_not(valid))[:1],
+        ],
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(y)
+
+
+@keras.saving.register_keras_serializable(package="keras_electra")
+class ElectraTextClassifier(
+    CheckedInputs,
+    preset_loading.SavesAtomically,
+    keras_hub.models.TextClassifier,
+):
+    """An ELECTRA discriminator with a classification head.
+
+    Two heads:
+    - `head="hf"` (default): dropout, dense(hidden, exact GELU), dropout,
+      dense(num_classes) on the `[CLS]` vector, the shape of Hugging Face's
+      `ElectraForSequenceClassification`, so its checkpoints convert.
+    - `head="original"`: the original ELECTRA's, the backbone's pooled
+      output (dense + tanh on `[CLS]`), dropout, dense(num_classes).
+
+    `pooling="mean"` feeds the `"hf"` head the average of the real tokens'
+    vectors instead of `[CLS]`'s. ELECTRA's pre-training never trains the
+    `[CLS]` vector (the discriminator only learns that `[CLS]` is never
+    replaced), so after short pre-training the `[CLS]` head can sit at the
+    majority class for epochs while the mean of the token vectors works at
+    once (see the README's demo section). Mean pooling has no
+    `transformers` equivalent, so such a classifier does not export.
+
+    `num_classes=1` makes it a regression model (e.g. STS-B): one output,
+    mean squared error.
+
+    `fit`, `evaluate` and `predict` check the data first: token ids outside
+    `[0, vocab_size)`, sequences longer than `max_sequence_length` and
+    labels outside `[0, num_classes)` raise a `ValueError` (see
+    `CheckedInputs`). `save_to_preset` never leaves a half-written preset.
+
+    Args:
+        backbone: `ElectraBackbone`.
+        num_classes: int >= 1.
+        preprocessor: `ElectraTextClassifierPreprocessor` or `None` (then the
+            model takes packed `{"token_ids", "segment_ids",
+            "padding_mask"}`).
+        head: `"hf"` or `"original"`.
+        pooling: `"cls"` (default, as the paper and `transformers`) or
+            `"mean"` (masked mean over the tokens; `"hf"` head only).
+        dropout: float. Dropout rate of the head.
+
+    Example:
+    ```python
+    import numpy as np
+    import keras_electra
+
+    classifier = keras_electra.ElectraTextClassifier(
+        keras_electra.ElectraBackbone.from_preset(
+            "electra_tiny", vocab_size=200
+        ),
+        num_classes=3,
+    )
+    x = {
+        "token_ids": np.full((4, 16), 7),
+        "segment_ids": np.zeros((4, 16), "int32"),
+        "padding_mask": np.ones((4, 16), "int32"),
+    }
+    classifier.fit(x, np.array([0, 1, 2, 1]), batch_size=2, verbose=0)
+    classifier.predict(x, verbose=0).shape  # (4, 3)
+    ```
+    """
+
+    backbone_cls = ElectraBackbone
+    preprocessor_cls = ElectraTextClassifierPreprocessor
+
+    def __init__(
+        self,
+        backbone,
+        num_classes,
+        preprocessor=None,
+        head="hf",
+        pooling="cls",
+        dropout=0.1,
+        **kwargs,
+    ):
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(
+                "`num_classes` must be an integer >= 1 (1 for regression), "
+                f"got {num_classes!r}."
+            )
+        if head not in HEADS:
+            raise ValueError(f"`head` must be one of {HEADS}, got {head!r}.")
+        if pooling not in POOLINGS:
+            raise ValueError(
+                f"`pooling` must be one of {POOLINGS}, got {pooling!r}."
+            )
+        if head == "original" and pooling != "cls":
+            raise ValueError(
+                "`head='original'` reads the backbone's pooled `[CLS]` "
+                "output; use `pooling='cls'` with it."
+            )
+        if preprocessor is not None:
+            check_preprocessor(preprocessor, backbone)
+        # === Layers ===
+        self.backbone = backbone
+        self.preprocessor = preprocessor
+        self.classifier_dropout = keras.layers.Dropout(
+            dropout, dtype=backbone.dtype_policy, name="classifier_dropout"
+        )
+        if head == "hf":
+            self.classifier_dense = keras.layers.Dense(
+                backbone.hidden_dim,
+                activation="gelu",
+                kernel_initializer=electra_kernel_initializer(),
+                dtype=backbone.dtype_policy,
+                name="classifier_dense",
+            )
+        self.output_dense = keras.layers.Dense(
+            num_classes,
+            kernel_initializer=electra_kernel_initializer(),
+            dtype=backbone.dtype_policy,
+            name="logits",
+        )
+
+        # === Functional Model ===
+        inputs = backbone.input
+        outputs = backbone(inputs)
+        if head == "hf":
+            if pooling == "mean":
+                x = masked_mean(
+                    outputs["sequence_output"], inputs["padding_mask"]
+                )
+            else:
+                x = outputs["sequence_output"][:, 0, :]
+            x = self.classifier_dropout(x)
+            x = self.classifier_dropout(self.classifier_dense(x))
+        else:
+            x = self.classifier_dropout(outputs["pooled_output"])
+        logits = self.output_dense(x)
+        # === Config === (before the base class compiles with the defaults)
+        self.num_classes = num_classes
+        self.head = head
+        self.pooling = pooling
+        self.dropout = dropout
+        super().__init__(inputs=inputs, outputs=logits, **kwargs)
+
+    def compile(self, optimizer="auto", loss="auto", *, metrics="auto", **kwargs):
+        """Defaults: AdamW(1e-4, epsilon 1e-6, weight decay 0.01 off LayerNorm
+        and bias); cross-entropy and accuracy, or for `num_classes=1` mean
+        squared error and mean absolute error."""
+        if optimizer == "auto":
+            optimizer = electra_adamw(learning_rate=1e-4)
+        regression = self.num_classes == 1
+        if loss == "auto":
+            loss = (
+                keras.losses.MeanSquaredError()
+                if regression
+                else keras.losses.SparseCategoricalCrossentropy(
+                    from_logits=True
+                )
+            )
+        if metrics == "auto":
+            metrics = [
+                keras.metrics.MeanAbsoluteError()
+                if regression
+                else keras.metrics.SparseCategoricalAccuracy()
+            ]
+        # keras-hub's TextClassifier.compile only fills its own defaults.
+        keras_hub.models.Task.compile(
+            self, optimizer=optimizer, loss=loss, metrics=metrics, **kwargs
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_classes": self.num_classes,
+                "head": self.head,
+                "pooling": self.pooling,
+                "dropout": self.dropout,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Build from a preset; pass `num_classes` unless the preset holds a
+        saved classifier. The preset's tokenizer, if any, becomes the
+        preprocessor (`sequence_length` defaults to the saved
+        preprocessor's, else to 512 or the backbone's `max_sequence_length`
+        if shorter)."""
+        if "preprocessor" not in kwargs and _has_tokenizer(preset):
+            preprocessor_kwargs = _pop_preprocessor_kwargs(kwargs)
+            if "sequence_length" not in preprocessor_kwargs and not (
+                preset_utils.check_file_exists(
+                    preset, preset_utils.PREPROCESSOR_CONFIG_FILE
+                )
+            ):
+                longest = kwargs.get(
+                    "max_sequence_length"
+                ) or preset_loading.max_sequence_length(
+                    preset, ElectraBackbone.builtin_presets
+                )
+                preprocessor_kwargs["sequence_length"] = min(
+                    512, longest or 512
+                )
+            kwargs["preprocessor"] = cls.preprocessor_cls.from_preset(
+                preset, **preprocessor_kwargs
+            )
+        return preset_loading.load_task(cls, preset, load_weights, kwargs)
+
+
+def check_preprocessor(preprocessor, backbone):
+    """Raise a `ValueError` if `preprocessor` makes inputs `backbone` cannot
+    take: longer sequences or a larger vocabulary."""
+    length = getattr(preprocessor, "sequence_length", None)
+    if length is not None and length > backbone.max_sequence_length:
+        raise ValueError(
+            f"The preprocessor packs sequences of {length} tokens, longer "
+            "than the backbone's `max_sequence_length` "
+            f"({backbone.max_sequence_length}); pass `sequence_length=` at "
+            "most that."
+        )
+    tokenizer = getattr(preprocessor, "tokenizer", None)
+    try:
+        vocabulary_size = tokenizer.vocabulary_size()
+    except Exception:
+        return  # No tokenizer, or no vocabulary yet.
+    if vocabulary_size > backbone.vocab_size:
+        raise ValueError(
+            f"The tokenizer's vocabulary ({vocabulary_size} tokens) is larger "
+            f"than the backbone's `vocab_size` ({backbone.vocab_size}): its "
+            "ids would not fit the embedding table."
+        )
+
+
+def masked_mean(sequence, padding_mask):
+    """Average of the vectors where `padding_mask` is set."""
+    weights = keras.ops.cast(
+        keras.ops.expand_dims(padding_mask, -1), sequence.dtype
+    )
+    total = keras.ops.sum(sequence * weights, axis=1)
+    return total / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
+
+
+def _has_tokenizer(preset):
+    if preset in ElectraBackbone.builtin_presets:
+        return False
+    preset_loading.check_preset(preset, ElectraBackbone.builtin_presets)
+    return has_tokenizer(preset)
+
+
+def _pop_preprocessor_kwargs(kwargs):
+    return {
+        key: kwargs.pop(key)
+        for key in ("sequence_length", "truncate")
+        if key in kwargs
+    }

@@ -1,0 +1,920 @@
+"""ELECTRA pre-training: replaced-token detection (Clark et al., ICLR 2020).
+
+Every training step, inside the compiled step and on the device:
+
+1. mask: pick `mask_rate` of the real tokens (never special tokens) and hide
+   most of them behind `[MASK]`;
+2. generate: the small generator predicts the hidden tokens;
+3. sample: draw replacements from its softmax (Gumbel-max, no gradient);
+4. label: a token is "replaced" only where the sample differs from the
+   original;
+5. discriminate: the discriminator scores every token of the corrupted text;
+6. loss: `generator_weight * MLM loss + discriminator_weight * RTD loss`,
+   one optimizer over both towers, which share their embeddings.
+
+The same step runs BERT-style masked language modelling and the paper's
+ablations (Section 3.2), selected with `objective`; step 1 is shared by all:
+
+- `"electra"`: the above.
+- `"electra_15"`: step 6's RTD loss only over the masked positions.
+- `"mlm"`: no generator; the encoder itself, with a tied MLM head, predicts
+  the original tokens at the masked positions (BERT's 80/10/10 masking).
+- `"replace_mlm"`: steps 1-4, then the encoder predicts the original tokens
+  at the masked positions, which hold generator samples instead of `[MASK]`.
+- `"all_tokens_mlm"`: as `"replace_mlm"`, but the encoder predicts every
+  token, through a copy mechanism: a sigmoid gate `D` (the RTD head, trained
+  with the ELECTRA loss too) puts `D` on the input token and `1 - D` on the
+  MLM softmax.
+"""
+
+import json
+import os
+import sys
+
+import keras
+from keras import ops
+from keras_electra.utils.keras_compat import preset_utils
+
+from keras_electra.training import distribution
+from keras_electra.utils import preset_loading
+from keras_electra.models.electra_backbone import ElectraBackbone
+from keras_electra.models.electra_discriminator import ElectraDiscriminator
+from keras_electra.models.electra_generator import ElectraGenerator
+from keras_electra.training.optimizers import electra_adamw
+
+PRETRAINER_CONFIG_FILE = "pretrainer.json"
+GENERATOR_DIR = "generator"
+# The MLM head of an encoder that also has the RTD head (all_tokens_mlm).
+MLM_HEAD_WEIGHTS_FILE = "mlm_head.weights.h5"
+OBJECTIVES = ("electra", "electra_15", "mlm", "replace_mlm", "all_tokens_mlm")
+# Which parts each objective trains: a generator, the replaced-token-
+# detection (RTD) head and an MLM head on the encoder.
+_HAS_GENERATOR = ("electra", "electra_15", "replace_mlm", "all_tokens_mlm")
+_HAS_RTD_HEAD = ("electra", "electra_15", "all_tokens_mlm")
+_HAS_MLM_HEAD = ("mlm", "replace_mlm", "all_tokens_mlm")
+# Default (mask_token_rate, random_token_rate): ELECTRA's and BERT's.
+_MASKING_DEFAULTS = {"electra": (0.85, 0.0), "mlm": (0.8, 0.1)}
+SPECIAL_TOKENS = {
+    "pad_token_id": "[PAD]",
+    "cls_token_id": "[CLS]",
+    "sep_token_id": "[SEP]",
+    "mask_token_id": "[MASK]",
+}
+
+
+@keras.saving.register_keras_serializable(package="keras_electra")
+class ElectraPretrainer(keras.Model):
+    """ELECTRA generator + discriminator, pre-trained with `fit()`.
+
+    Also BERT-style MLM and the paper's ablations (`objective`). Whatever
+    the objective, the encoder to fine-tune is `pretrainer.backbone` (the
+    discriminator's backbone where there is one), and `save_to_preset`
+    writes a directory that every task class (e.g.
+    `ElectraTextClassifier.from_preset(dir, num_classes=2)`) loads.
+
+    `fit()` and `evaluate()` take batches of `{"token_ids", "segment_ids",
+    "padding_mask"}` integer arrays of shape `(batch, sequence_length)` and no
+    labels: masking, sampling and labelling happen inside the step, on the
+    device, with fresh masks every step. `segment_ids` defaults to zeros and
+    `padding_mask` to `token_ids != pad_token_id`.
+
+    The towers' poolers (`pooled_dense`) take no part in pre-training and are
+    frozen by the pretrainer; a discriminator loaded from a saved preset has
+    a trainable pooler again.
+
+    Args:
+        backbone: `ElectraBackbone`, the discriminator's encoder (the
+            encoder being pre-trained, whatever the objective).
+        objective: string, one of:
+            - `"electra"` (default): replaced-token detection, the
+              discriminator's loss over all real tokens.
+            - `"electra_15"`: the same, with the discriminator's loss only
+              over the masked positions.
+            - `"mlm"`: BERT-style masked language modelling: no generator,
+              `backbone` with a tied MLM head (`pretrainer.masked_lm`)
+              predicts the original tokens at the masked positions; the
+              loss counts those positions only. Masking defaults to BERT's
+              80/10/10.
+            - `"replace_mlm"`: the masked positions hold generator samples
+              instead of `[MASK]`; `backbone` with an MLM head predicts the
+              original tokens there. Loss: `generator_weight *` generator
+              loss `+` MLM loss.
+            - `"all_tokens_mlm"`: as `"replace_mlm"`, but predicting every
+              token through a copy mechanism: the RTD head's sigmoid gives
+              `D` = P(original), and the output distribution is `D` on the
+              input token plus `1 - D` times the MLM softmax. Loss:
+              `generator_weight *` generator loss `+` MLM loss over all real
+              tokens `+ discriminator_weight *` the ELECTRA loss on the gate.
+            Metrics: `loss`; `generator_*` and `replaced_fraction` with a
+            generator; `discriminator_*` with the RTD head; `mlm_loss` and
+            `mlm_accuracy` with an MLM head.
+        generator_size: float. Generator width as a fraction of the
+            discriminator's (hidden `round(h * generator_size)`, one head per
+            64 units, feed-forward 4x hidden, same depth). Unused by
+            `"mlm"`, like the other generator settings.
+        tie_embeddings: bool. Share the token, position and segment
+            embeddings and their LayerNorm between the towers (the original).
+            `False` gives the generator its own.
+        uniform_generator: bool. Ablation: replace masked tokens with
+            uniformly random ones instead of generator samples.
+        mask_rate: float in (0, 1). Fraction of the real tokens to mask; at
+            most `int((mask_rate + 0.005) * sequence_length)` per sequence.
+        mask_token_rate: float. Of the masked tokens, the fraction shown to
+            the generator (the encoder with `"mlm"`) as `[MASK]`. Default
+            0.85 (ELECTRA), 0.8 (BERT) with `objective="mlm"`.
+        random_token_rate: float. Of the masked tokens, the fraction shown as
+            a random token. Default 0.0 (ELECTRA), 0.1 (BERT) with
+            `objective="mlm"`. The rest stay as they are.
+        temperature: float. Softmax temperature for sampling replacements.
+        generator_weight: float. Weight of the generator's MLM loss.
+        discriminator_weight: float. Weight of the discriminator's loss
+            (of the gate's ELECTRA loss with `"all_tokens_mlm"`). The
+            encoder's own MLM loss has weight 1.
+        pad_token_id, cls_token_id, sep_token_id, mask_token_id: int. Special
+            token ids (BERT-uncased defaults); taken from `tokenizer` if set.
+        tokenizer: optional keras-hub WordPiece tokenizer (e.g.
+            `keras_hub.models.ElectraTokenizer`); saved with the presets.
+        seed: int. Seed of the masking and sampling random stream.
+
+    Example:
+    ```python
+    import numpy as np
+    import keras_electra
+
+    pretrainer = keras_electra.ElectraPretrainer.from_preset(
+        "electra_tiny", vocab_size=1000
+    )
+    token_ids = np.random.randint(200, 1000, size=(64, 32))
+    token_ids[:, 0], token_ids[:, -1] = 101, 102
+    pretrainer.compile()  # AdamW as in the paper
+    pretrainer.fit({"token_ids": token_ids}, batch_size=16, epochs=1)
+    ```
+    """
+
+    def __init__(
+        self,
+        backbone,
+        objective="electra",
+        generator_size=0.25,
+        tie_embeddings=True,
+        uniform_generator=False,
+        mask_rate=0.15,
+        mask_token_rate=None,
+        random_token_rate=None,
+        temperature=1.0,
+        generator_weight=1.0,
+        discriminator_weight=50.0,
+        pad_token_id=0,
+        cls_token_id=101,
+        sep_token_id=102,
+        mask_token_id=103,
+        tokenizer=None,
+        seed=None,
+        **kwargs,
+    ):
+        if not isinstance(backbone, ElectraBackbone):
+            raise ValueError(
+                "`backbone` must be a `keras_electra.ElectraBackbone` "
+                f"(`ElectraBackbone.from_preset` converts keras-hub presets); "
+                f"got {type(backbone).__name__}."
+            )
+        if objective not in OBJECTIVES:
+            raise ValueError(
+                f"`objective` must be one of {', '.join(OBJECTIVES)}; got "
+                f"{objective!r}."
+            )
+        if uniform_generator and objective not in _HAS_GENERATOR:
+            raise ValueError(
+                f"`uniform_generator=True` needs a generator; objective "
+                f"{objective!r} has none."
+            )
+        default_rates = _MASKING_DEFAULTS.get(
+            objective, _MASKING_DEFAULTS["electra"]
+        )
+        if mask_token_rate is None:
+            mask_token_rate = default_rates[0]
+        if random_token_rate is None:
+            random_token_rate = default_rates[1]
+        if not 0 < mask_rate < 1:
+            raise ValueError(f"`mask_rate` must be in (0, 1), got {mask_rate}.")
+        if not (
+            0 <= mask_token_rate
+            and 0 <= random_token_rate
+            and mask_token_rate + random_token_rate <= 1
+        ):
+            raise ValueError(
+                "`mask_token_rate` and `random_token_rate` must be >= 0 and "
+                f"sum to at most 1, got {mask_token_rate} and "
+                f"{random_token_rate}."
+            )
+        if not temperature > 0:
+            raise ValueError(
+                f"`temperature` must be > 0, got {temperature}."
+            )
+        if tokenizer is not None:
+            special_ids = special_token_ids(tokenizer)
+        else:
+            special_ids = {
+                "pad_token_id": pad_token_id,
+                "cls_token_id": cls_token_id,
+                "sep_token_id": sep_token_id,
+                "mask_token_id": mask_token_id,
+            }
+        for name, token_id in special_ids.items():
+            if not 0 <= token_id < backbone.vocab_size:
+                raise ValueError(
+                    f"`{name}={token_id}` is outside the vocabulary "
+                    f"[0, {backbone.vocab_size})."
+                )
+        if objective in _HAS_GENERATOR:
+            generator_config = ElectraBackbone.generator_config(
+                backbone.get_config(), generator_size
+            )
+            generator_config.update(
+                name="generator_backbone", dtype=backbone.dtype_policy
+            )
+        super().__init__(**kwargs)
+
+        # === Layers ===
+        # The poolers take no part in pre-training (in the original they get
+        # no gradient); freezing them keeps weight decay off them.
+        backbone.pooled_dense.trainable = False
+        # Parts an objective does without are `None`.
+        self.generator = self.discriminator = self.masked_lm = None
+        # The generator's variables live under "generator/": both towers
+        # have e.g. "transformer_layer_0/...", and on PyTorch variables with
+        # the same path collide (one tower's would miss `zero_grad`).
+        if objective in _HAS_GENERATOR:
+            with keras.name_scope("generator"):
+                generator_backbone = ElectraBackbone(
+                    **generator_config,
+                    embedding_owner=backbone if tie_embeddings else None,
+                )
+            generator_backbone.pooled_dense.trainable = False
+        if objective in _HAS_RTD_HEAD:
+            self.discriminator = ElectraDiscriminator(
+                backbone, name="discriminator", compile=False
+            )
+        if objective in _HAS_GENERATOR:
+            with keras.name_scope("generator"):
+                self.generator = ElectraGenerator(
+                    generator_backbone, name="generator", compile=False
+                )
+        if objective in _HAS_MLM_HEAD:
+            # The encoder with its own tied MLM head: a BERT-style MaskedLM.
+            self.masked_lm = ElectraGenerator(
+                backbone, name="masked_lm", compile=False
+            )
+        self.tokenizer = tokenizer
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self._create_metrics(objective)
+
+        # === Config ===
+        self.objective = objective
+        self.generator_size = generator_size
+        self.tie_embeddings = tie_embeddings
+        self.uniform_generator = uniform_generator
+        self.mask_rate = mask_rate
+        self.mask_token_rate = mask_token_rate
+        self.random_token_rate = random_token_rate
+        self.temperature = temperature
+        self.generator_weight = generator_weight
+        self.discriminator_weight = discriminator_weight
+        self.seed = seed
+        for name, token_id in special_ids.items():
+            setattr(self, name, token_id)
+
+    def _create_metrics(self, objective):
+        """The trackers of the objective's losses; the others are `None`."""
+        generator = objective in _HAS_GENERATOR
+        rtd_head = objective in _HAS_RTD_HEAD
+        mlm_head = objective in _HAS_MLM_HEAD
+        Mean, Precision, Recall = (
+            keras.metrics.Mean,
+            keras.metrics.Precision,
+            keras.metrics.Recall,
+        )
+
+        def metric(present, cls, name, **kwargs):
+            return cls(name=name, **kwargs) if present else None
+
+        self.generator_loss_tracker = metric(generator, Mean, "generator_loss")
+        self.generator_accuracy = metric(generator, Mean, "generator_accuracy")
+        self.discriminator_loss_tracker = metric(
+            rtd_head, Mean, "discriminator_loss"
+        )
+        self.discriminator_accuracy = metric(
+            rtd_head, Mean, "discriminator_accuracy"
+        )
+        self.discriminator_precision = metric(
+            rtd_head, Precision, "discriminator_precision", thresholds=0.5
+        )
+        self.discriminator_recall = metric(
+            rtd_head, Recall, "discriminator_recall", thresholds=0.5
+        )
+        self.replaced_fraction = metric(generator, Mean, "replaced_fraction")
+        self.mlm_loss_tracker = metric(mlm_head, Mean, "mlm_loss")
+        self.mlm_accuracy = metric(mlm_head, Mean, "mlm_accuracy")
+
+    @property
+    def backbone(self):
+        """The encoder being pre-trained (the discriminator's backbone)."""
+        if self.discriminator is not None:
+            return self.discriminator.backbone
+        return self.masked_lm.backbone
+
+    # === The pre-training step ===
+
+    def call(self, inputs, training=False):
+        token_ids, segment_ids, padding_mask = self._unpack(inputs)
+        # 1. Mask (every objective).
+        masked = self._mask(token_ids, padding_mask)
+        targets = ops.take_along_axis(
+            token_ids, masked["mask_positions"], axis=1
+        )
+        outputs = {
+            "masked_token_ids": masked["masked_token_ids"],
+            "mask_positions": masked["mask_positions"],
+            "mask_weights": masked["mask_weights"],
+            "padding_mask": ops.cast(padding_mask, "float32"),
+        }
+        # 2-4. Generate, sample and label (objectives with a generator).
+        if self.generator is None:
+            encoder_token_ids = masked["masked_token_ids"]
+        else:
+            generator_logits = self._generate(
+                masked, segment_ids, padding_mask, training
+            )
+            sampled_ids = self._sample(generator_logits)
+            # Scatter the samples into the sequence (positions are distinct).
+            sampled_dense = ops.sum(
+                masked["mask_one_hot"] * ops.expand_dims(sampled_ids, -1),
+                axis=1,
+            )
+            encoder_token_ids = ops.where(
+                masked["is_masked"], sampled_dense, token_ids
+            )
+            outputs.update(
+                {
+                    "generator_targets": targets,
+                    "generator_logits": generator_logits,
+                    "sampled_token_ids": sampled_ids,
+                    "corrupted_token_ids": encoder_token_ids,
+                    # A sample equal to the original counts as original.
+                    "replaced": ops.cast(
+                        ops.not_equal(encoder_token_ids, token_ids), "int32"
+                    ),
+                }
+            )
+        # 5. The encoder reads the corrupted (or, for MLM, masked) text once;
+        # each of its heads reads the encoder's output.
+        sequence_output = self.backbone(
+            {
+                "token_ids": encoder_token_ids,
+                "segment_ids": segment_ids,
+                "padding_mask": padding_mask,
+            },
+            training=training,
+        )["sequence_output"]
+        if self.discriminator is not None:
+            discriminator_logits = self.discriminator.replaced_token_head(
+                sequence_output
+            )
+            if self.objective == "electra_15":
+                discriminator_weights = ops.cast(masked["is_masked"], "float32")
+            else:
+                discriminator_weights = outputs["padding_mask"]
+            outputs["discriminator_logits"] = ops.cast(
+                discriminator_logits, "float32"
+            )
+            outputs["discriminator_weights"] = discriminator_weights
+        if self.masked_lm is not None:
+            if self.objective == "all_tokens_mlm":
+                # Every position, in order: (batch, sequence_length).
+                mlm_positions = ops.zeros_like(token_ids) + ops.arange(
+                    ops.shape(token_ids)[1], dtype="int32"
+                )
+                mlm_targets, mlm_weights = token_ids, outputs["padding_mask"]
+            else:
+                mlm_positions = masked["mask_positions"]
+                mlm_targets, mlm_weights = targets, masked["mask_weights"]
+            mlm_logits = self.masked_lm.masked_lm_head(
+                sequence_output, mask_positions=mlm_positions
+            )
+            outputs.update(
+                {
+                    "mlm_logits": ops.cast(mlm_logits, "float32"),
+                    "mlm_targets": mlm_targets,
+                    "mlm_weights": mlm_weights,
+                }
+            )
+        return outputs
+
+    def _generate(self, masked, segment_ids, padding_mask, training):
+        """The generator's logits at the masked positions (float32)."""
+        if self.uniform_generator:
+            # All-zero logits: the Gumbel-max sample is uniform over the vocab.
+            return ops.zeros(
+                ops.shape(masked["mask_positions"]) + (self.backbone.vocab_size,)
+            )
+        generator_logits = self.generator(
+            {
+                "token_ids": masked["masked_token_ids"],
+                "segment_ids": segment_ids,
+                "padding_mask": padding_mask,
+                "mask_positions": masked["mask_positions"],
+            },
+            training=training,
+        )
+        return ops.cast(generator_logits, "float32")
+
+    def _mask(self, token_ids, padding_mask):
+        """Choose the masked positions and build the generator's input."""
+        batch_size, sequence_length = ops.shape(token_ids)
+        num_masked = int((self.mask_rate + 0.005) * sequence_length)
+        if num_masked < 1:
+            raise ValueError(
+                f"Sequences of length {sequence_length} are too short to mask "
+                f"at `mask_rate={self.mask_rate}`."
+            )
+        is_real = ops.not_equal(padding_mask, 0)
+        is_candidate = is_real
+        for special_id in (
+            self.pad_token_id,
+            self.cls_token_id,
+            self.sep_token_id,
+            self.mask_token_id,
+        ):
+            is_candidate = is_candidate & ops.not_equal(token_ids, special_id)
+        num_real = ops.sum(ops.cast(is_real, "float32"), axis=1)
+        num_candidates = ops.sum(ops.cast(is_candidate, "int32"), axis=1)
+        num_to_mask = ops.clip(
+            ops.cast(ops.round(num_real * self.mask_rate), "int32"),
+            1,
+            num_masked,
+        )
+        num_to_mask = ops.minimum(num_to_mask, num_candidates)
+        # Random scores, candidates above everything else: the top
+        # `num_to_mask` are a uniform sample without replacement.
+        scores = keras.random.uniform(
+            (batch_size, sequence_length), seed=self.seed_generator
+        )
+        scores = ops.where(is_candidate, scores, -1.0)
+        _, mask_positions = ops.top_k(scores, k=num_masked)
+        mask_positions = ops.cast(mask_positions, "int32")
+        mask_weights = ops.cast(
+            ops.expand_dims(ops.arange(num_masked), 0)
+            < ops.expand_dims(num_to_mask, 1),
+            "int32",
+        )
+        mask_one_hot = ops.one_hot(
+            mask_positions, sequence_length, dtype="int32"
+        ) * ops.expand_dims(mask_weights, -1)
+        is_masked = ops.sum(mask_one_hot, axis=1) > 0
+        # Of the masked tokens: [MASK], a random token, or left as is.
+        draw = keras.random.uniform(
+            (batch_size, sequence_length), seed=self.seed_generator
+        )
+        show_mask = is_masked & (draw < self.mask_token_rate)
+        show_random = (
+            is_masked
+            & (draw >= self.mask_token_rate)
+            & (draw < self.mask_token_rate + self.random_token_rate)
+        )
+        random_ids = keras.random.randint(
+            (batch_size, sequence_length),
+            0,
+            self.backbone.vocab_size,
+            seed=self.seed_generator,
+            dtype="int32",
+        )
+        masked_token_ids = ops.where(show_random, random_ids, token_ids)
+        masked_token_ids = ops.where(
+            show_mask, self.mask_token_id, masked_token_ids
+        )
+        return {
+            "masked_token_ids": masked_token_ids,
+            "mask_positions": mask_positions,
+            "mask_weights": ops.cast(mask_weights, "float32"),
+            "mask_one_hot": mask_one_hot,
+            "is_masked": is_masked,
+        }
+
+    def _sample(self, logits):
+        """Gumbel-max sample from softmax(logits / temperature)."""
+        logits = ops.stop_gradient(logits) / self.temperature
+        uniform = keras.random.uniform(
+            ops.shape(logits), seed=self.seed_generator
+        )
+        gumbel = -ops.log(-ops.log(uniform + 1e-9) + 1e-9)
+        return ops.cast(ops.argmax(logits + gumbel, axis=-1), "int32")
+
+    def compute_loss(
+        self, x=None, y=None, y_pred=None, sample_weight=None, training=True
+    ):
+        loss = 0.0
+        if "generator_logits" in y_pred:
+            generator_loss, generator_correct = _masked_lm_loss(
+                y_pred["generator_logits"],
+                y_pred["generator_targets"],
+                y_pred["mask_weights"],
+            )
+            loss += self.generator_weight * generator_loss
+            self.generator_loss_tracker.update_state(generator_loss)
+            self.generator_accuracy.update_state(
+                generator_correct, sample_weight=y_pred["mask_weights"]
+            )
+            self.replaced_fraction.update_state(
+                y_pred["replaced"], sample_weight=y_pred["padding_mask"]
+            )
+        if "discriminator_logits" in y_pred:
+            replaced = y_pred["replaced"]
+            weights = y_pred["discriminator_weights"]
+            discriminator_losses = ops.binary_crossentropy(
+                ops.cast(replaced, "float32"),
+                y_pred["discriminator_logits"],
+                from_logits=True,
+            )
+            discriminator_loss = ops.sum(discriminator_losses * weights) / (
+                ops.sum(weights) + 1e-6
+            )
+            loss += self.discriminator_weight * discriminator_loss
+            probabilities = ops.sigmoid(y_pred["discriminator_logits"])
+            discriminator_correct = ops.equal(
+                ops.cast(probabilities > 0.5, "int32"), replaced
+            )
+            self.discriminator_loss_tracker.update_state(discriminator_loss)
+            self.discriminator_accuracy.update_state(
+                discriminator_correct, sample_weight=weights
+            )
+            self.discriminator_precision.update_state(
+                replaced, probabilities, sample_weight=weights
+            )
+            self.discriminator_recall.update_state(
+                replaced, probabilities, sample_weight=weights
+            )
+        if "mlm_logits" in y_pred:
+            if self.objective == "all_tokens_mlm":
+                mlm_loss, mlm_correct = _copy_mechanism_loss(
+                    y_pred["mlm_logits"],
+                    y_pred["mlm_targets"],
+                    y_pred["mlm_weights"],
+                    y_pred["corrupted_token_ids"],
+                    y_pred["discriminator_logits"],
+                )
+            else:
+                mlm_loss, mlm_correct = _masked_lm_loss(
+                    y_pred["mlm_logits"],
+                    y_pred["mlm_targets"],
+                    y_pred["mlm_weights"],
+                )
+            loss += mlm_loss
+            self.mlm_loss_tracker.update_state(mlm_loss)
+            self.mlm_accuracy.update_state(
+                mlm_correct, sample_weight=y_pred["mlm_weights"]
+            )
+        # Under a TensorFlow strategy the replicas' gradients are summed.
+        return distribution.scale_loss_for_replicas(loss)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        # Every metric is updated in `compute_loss`, which sees the masks.
+        return self.get_metrics_result()
+
+    # === Input checks ===
+
+    def _unpack(self, inputs):
+        if not isinstance(inputs, dict) or "token_ids" not in inputs:
+            keys = sorted(inputs) if isinstance(inputs, dict) else type(inputs)
+            raise ValueError(
+                "ElectraPretrainer expects batches as a dict with "
+                "'token_ids' (and optionally 'segment_ids', "
+                f"'padding_mask'); the batch is missing 'token_ids' (got "
+                f"{keys})."
+            )
+        token_ids = ops.cast(inputs["token_ids"], "int32")
+        if len(token_ids.shape) != 2 or token_ids.shape[1] is None:
+            raise ValueError(
+                "`token_ids` must have a static shape (batch, "
+                f"sequence_length); got {token_ids.shape}. Pad every batch to "
+                "the same length."
+            )
+        sequence_length = token_ids.shape[1]
+        if sequence_length > self.backbone.max_sequence_length:
+            raise ValueError(
+                f"Sequence length {sequence_length} is longer than the "
+                "model's `max_sequence_length` "
+                f"({self.backbone.max_sequence_length})."
+            )
+        if "padding_mask" in inputs:
+            padding_mask = ops.cast(inputs["padding_mask"], "int32")
+        else:
+            padding_mask = ops.cast(
+                ops.not_equal(token_ids, self.pad_token_id), "int32"
+            )
+        if "segment_ids" in inputs:
+            segment_ids = ops.cast(inputs["segment_ids"], "int32")
+        else:
+            segment_ids = ops.zeros_like(token_ids)
+        return token_ids, segment_ids, padding_mask
+
+    def fit(self, x=None, y=None, validation_data=None, **kwargs):
+        return self._with_checked_token_ids(
+            super().fit,
+            x,
+            y=y,
+            validation_data=self._check_token_ids(validation_data),
+            **kwargs,
+        )
+
+    def evaluate(self, x=None, y=None, **kwargs):
+        return self._with_checked_token_ids(super().evaluate, x, y=y, **kwargs)
+
+    def _with_checked_token_ids(self, method, x, **kwargs):
+        """Run `method` on `x` with the token ids checked on the host.
+
+        Out-of-range ids would silently gather garbage on some backends
+        (JAX clamps), so the data is checked before it reaches the device.
+        """
+        x = self._check_token_ids(x)
+        try:
+            return method(x, **kwargs)
+        except Exception as error:
+            if _TOKEN_ID_ERROR in str(error):
+                message = str(error).split(_TOKEN_ID_ERROR)[1].split("\n")[0]
+                raise ValueError(_TOKEN_ID_ERROR + message) from None
+            raise
+
+    def _check_token_ids(self, data):
+        vocab_size = self.backbone.vocab_size
+        if data is None:
+            return None
+        if isinstance(data, dict):
+            if "token_ids" in data:
+                ids = keras.ops.convert_to_numpy(data["token_ids"])
+                _raise_if_out_of_range(ids.min(), ids.max(), vocab_size)
+            return data
+        # Only a tf.data pipeline can be a Dataset, and then TF is loaded.
+        tf = sys.modules.get("tensorflow")
+        if tf is not None and isinstance(data, tf.data.Dataset):
+
+            def check(batch):
+                if isinstance(batch, dict) and "token_ids" in batch:
+                    ids = batch["token_ids"]
+                    tf.debugging.assert_non_negative(
+                        ids, message=_TOKEN_ID_ERROR + " below 0."
+                    )
+                    tf.debugging.assert_less(
+                        ids,
+                        tf.cast(vocab_size, ids.dtype),
+                        message=_TOKEN_ID_ERROR
+                        + f" >= the vocabulary size {vocab_size}.",
+                    )
+                return batch
+
+            return data.map(check)
+        return data
+
+    # === Training defaults ===
+
+    def compile(self, optimizer="auto", **kwargs):
+        """Configure pre-training; `optimizer="auto"` is the paper's AdamW.
+
+        AdamW with learning rate 5e-4 (ELECTRA-Small), weight decay 0.01 off
+        LayerNorm and bias, epsilon 1e-6 and gradient clipping at norm 1.0.
+        Use a schedule (warmup, then linear decay) for real runs.
+        """
+        if optimizer == "auto":
+            optimizer = electra_adamw(learning_rate=5e-4, global_clipnorm=1.0)
+        super().compile(optimizer=optimizer, **kwargs)
+
+    # === Config and presets ===
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "backbone": keras.layers.serialize(self.backbone),
+                "objective": self.objective,
+                "generator_size": self.generator_size,
+                "tie_embeddings": self.tie_embeddings,
+                "uniform_generator": self.uniform_generator,
+                "mask_rate": self.mask_rate,
+                "mask_token_rate": self.mask_token_rate,
+                "random_token_rate": self.random_token_rate,
+                "temperature": self.temperature,
+                "generator_weight": self.generator_weight,
+                "discriminator_weight": self.discriminator_weight,
+                "pad_token_id": self.pad_token_id,
+                "cls_token_id": self.cls_token_id,
+                "sep_token_id": self.sep_token_id,
+                "mask_token_id": self.mask_token_id,
+                "seed": self.seed,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.layers.deserialize(config["backbone"])
+        return cls(**config)
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Build a pretrainer from a preset.
+
+        Args:
+            preset: a built-in name (`"electra_small"`, ..., randomly
+                initialised, with the paper's generator size and mask rate),
+                a directory written by `save_to_preset` (the same objective,
+                its towers and heads and the tokenizer restored, to continue
+                pre-training; with another `objective=...`, the parts both
+                objectives have are restored), or any ELECTRA
+                backbone preset (keras-hub name, handle or directory; the
+                generator then starts from scratch), including a
+                `transformers` ELECTRA checkpoint (directory or 'hf://'
+                handle; its discriminator head too, if saved). For a
+                `transformers` generator + discriminator pair, see
+                `keras_electra.pretrainer_from_transformers`.
+            load_weights: bool. Load saved weights.
+            **kwargs: backbone config overrides (e.g. `vocab_size`) and
+                pretrainer arguments (e.g. `mask_rate`, `seed`).
+
+        Example:
+        ```python
+        import keras_electra
+
+        pretrainer = keras_electra.ElectraPretrainer.from_preset(
+            "electra_small", vocab_size=8000, mask_rate=0.2
+        )
+        ```
+        """
+        from keras_electra.conversion import transformers as transformers_conversion
+
+        if transformers_conversion.is_transformers_preset(preset):
+            return transformers_conversion.load_pretrainer(
+                cls, preset, None, load_weights, kwargs
+            )
+        backbone_kwargs, kwargs = preset_loading.split_backbone_kwargs(
+            ElectraBackbone, kwargs
+        )
+        backbone = ElectraBackbone.from_preset(
+            preset, load_weights, **backbone_kwargs
+        )
+        if preset in ElectraBackbone.builtin_presets:
+            config = ElectraBackbone.builtin_presets[preset]["pretrainer"]
+            return cls(backbone, **{**config, **kwargs})
+        config = {}
+        if preset_utils.check_file_exists(preset, PRETRAINER_CONFIG_FILE):
+            config = preset_utils.load_json(preset, PRETRAINER_CONFIG_FILE)
+        if preset_utils.check_file_exists(
+            preset, preset_utils.TOKENIZER_CONFIG_FILE
+        ):
+            loader = preset_utils.get_preset_loader(preset)
+            config["tokenizer"] = loader.load_tokenizer(None)
+        pretrainer = cls(backbone, **{**config, **kwargs})
+        if load_weights and config:
+            pretrainer._load_saved_heads(preset)
+        return pretrainer
+
+    def _load_saved_heads(self, preset):
+        """Load the heads and generator saved in `preset`, where we have them.
+
+        The encoder is loaded already. The preset's task is the
+        discriminator, or the MLM model for objectives without one.
+        """
+        task_class = preset_utils.check_config_class(
+            preset_utils.load_json(preset, preset_utils.TASK_CONFIG_FILE)
+        )
+        task = {
+            ElectraDiscriminator: self.discriminator,
+            ElectraGenerator: self.masked_lm,
+        }.get(task_class)
+        weights_errors = preset_loading.weights_errors
+        if task is not None:
+            with weights_errors(preset, preset_utils.TASK_WEIGHTS_FILE):
+                task.load_task_weights(
+                    preset_utils.get_file(preset, preset_utils.TASK_WEIGHTS_FILE)
+                )
+        mlm_head_weights = os.path.join(preset, MLM_HEAD_WEIGHTS_FILE)
+        if self.masked_lm is not None and os.path.exists(mlm_head_weights):
+            with weights_errors(preset, MLM_HEAD_WEIGHTS_FILE):
+                self.masked_lm.load_task_weights(mlm_head_weights)
+        generator_preset = os.path.join(preset, GENERATOR_DIR)
+        if self.generator is not None and os.path.isdir(generator_preset):
+            with weights_errors(preset, GENERATOR_DIR + "/"):
+                self.generator.backbone.load_weights(
+                    os.path.join(
+                        generator_preset, preset_utils.MODEL_WEIGHTS_FILE
+                    )
+                )
+                self.generator.load_task_weights(
+                    os.path.join(
+                        generator_preset, preset_utils.TASK_WEIGHTS_FILE
+                    )
+                )
+
+    def save_to_preset(self, preset_dir):
+        """Save both towers (and the tokenizer) as a preset directory.
+
+        The directory is a discriminator preset (loadable with
+        `ElectraDiscriminator.from_preset`, `ElectraBackbone.from_preset`,
+        any task's `from_preset` and
+        `keras_hub.models.ElectraBackbone.from_preset`), with the generator
+        in `generator/` and the pre-training settings, the objective
+        included, in `pretrainer.json`. Objectives without a discriminator
+        save the encoder with its MLM head as the preset's task instead (an
+        `ElectraGenerator` preset); `"mlm"` has no `generator/`; with
+        `"all_tokens_mlm"` the MLM head's weights are in
+        `mlm_head.weights.h5`. It is written to a temporary folder first and
+        moved into place, so a failure never leaves a half-written preset
+        behind.
+        """
+        preset_loading.save_atomically(self._write_preset, preset_dir)
+
+    def _write_preset(self, directory):
+        if self.discriminator is not None:
+            self.discriminator.save_to_preset(directory)
+            if self.masked_lm is not None:
+                self.masked_lm.save_task_weights(
+                    os.path.join(directory, MLM_HEAD_WEIGHTS_FILE)
+                )
+        else:
+            self.masked_lm.save_to_preset(directory)
+        if self.generator is not None:
+            self.generator.save_to_preset(os.path.join(directory, GENERATOR_DIR))
+        if self.tokenizer is not None:
+            self.tokenizer.save_to_preset(directory)
+        config = self.get_config()
+        for key in ("backbone", "name", "trainable", "dtype"):
+            config.pop(key, None)
+        with open(os.path.join(directory, PRETRAINER_CONFIG_FILE), "w") as f:
+            json.dump(config, f, indent=4)
+
+
+def _masked_lm_loss(logits, targets, weights):
+    """Weighted mean cross-entropy, and whether the argmax is the target."""
+    losses = keras.losses.sparse_categorical_crossentropy(
+        targets, logits, from_logits=True
+    )
+    loss = ops.sum(losses * weights) / (ops.sum(weights) + 1e-6)
+    correct = ops.equal(ops.argmax(logits, axis=-1), targets)
+    return loss, correct
+
+
+def _copy_mechanism_loss(logits, targets, weights, input_ids, gate_logits):
+    """All-Tokens MLM: -log p(target) under the copy mixture, and accuracy.
+
+    `p = D * onehot(input) + (1 - D) * softmax(logits)` with the copy
+    probability `D = sigmoid(-gate_logits)` (the RTD head's logit is positive
+    for "replaced", so `D` is P(original)). Computed in log space.
+    """
+    log_q = ops.log_softmax(logits, axis=-1)
+    log_q_target = ops.take_along_axis(
+        log_q, ops.expand_dims(targets, -1), axis=-1
+    )[..., 0]
+    log_q_input = ops.take_along_axis(
+        log_q, ops.expand_dims(input_ids, -1), axis=-1
+    )[..., 0]
+    log_copy = ops.log_sigmoid(-gate_logits)  # log D
+    log_generate = ops.log_sigmoid(gate_logits)  # log (1 - D)
+    # p(input) = D + (1 - D) q(input); any other token k: (1 - D) q(k).
+    log_p_input = ops.logaddexp(log_copy, log_generate + log_q_input)
+    log_p_target = ops.where(
+        ops.equal(targets, input_ids),
+        log_p_input,
+        log_generate + log_q_target,
+    )
+    loss = -ops.sum(log_p_target * weights) / (ops.sum(weights) + 1e-6)
+    # The mixture's mode: the input token or the softmax's best token.
+    best_generated = ops.cast(ops.argmax(logits, axis=-1), input_ids.dtype)
+    log_p_best_generated = log_generate + ops.max(log_q, axis=-1)
+    prediction = ops.where(
+        log_p_input >= log_p_best_generated, input_ids, best_generated
+    )
+    return loss, ops.equal(prediction, targets)
+
+
+_TOKEN_ID_ERROR = "Token ids must be in [0, vocabulary size); found ids"
+
+
+def _raise_if_out_of_range(smallest, largest, vocab_size):
+    if smallest < 0:
+        raise ValueError(f"{_TOKEN_ID_ERROR} below 0 (min {smallest}).")
+    if largest >= vocab_size:
+        raise ValueError(
+            f"{_TOKEN_ID_ERROR} >= the vocabulary size {vocab_size} "
+            f"(max {largest})."
+        )
+
+
+def special_token_ids(tokenizer):
+    """The `[PAD] [CLS] [SEP] [MASK]` ids of a tokenizer's vocabulary."""
+    vocabulary = list(tokenizer.get_vocabulary())
+    missing = [t for t in SPECIAL_TOKENS.values() if t not in vocabulary]
+    if missing:
+        raise ValueError(
+            f"The tokenizer's vocabulary lacks the special tokens {missing}; "
+            "ELECTRA pre-training needs [PAD], [CLS], [SEP] and [MASK]."
+        )
+    return {name: vocabulary.index(t) for name, t in SPECIAL_TOKENS.items()}

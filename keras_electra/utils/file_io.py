@@ -1,0 +1,133 @@
+"""Files written whole or not at all, and file digests.
+
+Every file and folder keras_electra writes (presets, checkpoints, shards,
+curves, prepared corpora, result JSON) goes through these, so that a failure
+at any moment (an exception, a full disk, a kill) leaves the previous version
+or nothing, never half of one.
+"""
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import uuid
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="w", fsync=False, **open_kwargs):
+    """Open a temporary file beside `path`; rename it over `path` on success.
+
+    Folders are made. On any exception (or a kill) `path` keeps its previous
+    content, or stays absent, and the temporary file is removed. The file
+    gets the usual permissions (0o666 less the umask). `fsync=True` flushes
+    it to disk before the rename, for files a crash must not lose.
+
+    Example:
+    ```python
+    import os
+    import tempfile
+
+    from keras_electra.utils.file_io import atomic_write
+
+    path = os.path.join(tempfile.mkdtemp(), "notes", "a.txt")
+    with atomic_write(path) as file:
+        file.write("all or nothing\\n")
+    open(path).read()  # 'all or nothing\\n'
+    ```
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(
+        folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
+    )
+    if "b" not in mode:
+        open_kwargs.setdefault("encoding", "utf-8")
+    try:
+        with open(temporary, mode, **open_kwargs) as file:
+            yield file
+            if fsync:
+                file.flush()
+                os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
+
+
+def write_text_atomically(path, text):
+    """Write `text` (UTF-8, `\\n` line ends) to `path` with `atomic_write`."""
+    with atomic_write(path, newline="\n") as file:
+        file.write(text)
+
+
+def write_json(path, data):
+    """Write `data` as indented JSON to `path` with `atomic_write`.
+
+    Example:
+    ```python
+    import os
+    import tempfile
+
+    from keras_electra.utils.file_io import write_json
+
+    write_json(os.path.join(tempfile.mkdtemp(), "scores.json"), {"acc": 0.75})
+    ```
+    """
+    write_text_atomically(path, json.dumps(data, indent=2) + "\n")
+
+
+def sha256_of(path):
+    """The hex sha256 digest of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for chunk in iter(lambda: file.read(1 << 22), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fsync_directory(path):
+    """Flush a folder's entries (renames into it) to disk, where the OS can."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def staging_directory(parent, prefix):
+    """A new empty folder in `parent` with the usual permissions (not
+    `tempfile.mkdtemp`'s 0o700, which a saved folder would keep)."""
+    os.makedirs(parent, exist_ok=True)
+    while True:
+        staging = os.path.join(parent, f"{prefix}{uuid.uuid4().hex}")
+        try:
+            os.mkdir(staging)
+            return staging
+        except FileExistsError:
+            continue
+
+
+def replace_directory(source, target):
+    """Rename the folder `source` to `target`; an old `target` is moved aside
+    first and removed only once `source` is in place (put back on failure)."""
+    if not os.path.exists(target):
+        os.rename(source, target)
+        return
+    backup = os.path.join(
+        os.path.dirname(target), f".{os.path.basename(target)}.old-{uuid.uuid4().hex}"
+    )
+    os.rename(target, backup)
+    try:
+        os.rename(source, target)
+    except BaseException:
+        os.rename(backup, target)
+        raise
+    shutil.rmtree(backup, ignore_errors=True)
