@@ -13,7 +13,7 @@ from keras_electra.models.electra_backbone import ElectraBackbone
 from keras_electra.utils.checks import check_token_ids
 from keras_electra.utils.checks import tf_check_token_ids
 from keras_electra.models.electra_backbone import electra_kernel_initializer
-from keras_electra.training.optimizers import electra_adamw
+from keras_electra.models.electra_optimizer import electra_adamw
 from keras_electra.models.electra_tokenizer import has_tokenizer
 from keras_electra.models.electra_text_classifier_preprocessor import (
     ElectraTextClassifierPreprocessor,

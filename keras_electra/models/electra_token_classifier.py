@@ -8,7 +8,7 @@ from keras_electra.utils import preset_loading
 from keras_electra.models.electra_backbone import ElectraBackbone
 from keras_electra.models.electra_backbone import electra_kernel_initializer
 from keras_electra.models.electra_text_classifier import CheckedInputs
-from keras_electra.training.optimizers import electra_adamw
+from keras_electra.models.electra_optimizer import electra_adamw
 
 
 @keras.saving.register_keras_serializable(package="keras_electra")

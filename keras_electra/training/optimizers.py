@@ -13,6 +13,9 @@ import warnings
 
 import keras
 
+from keras_electra.models.electra_optimizer import NO_WEIGHT_DECAY_NAMES  # noqa: F401
+from keras_electra.models.electra_optimizer import electra_adamw
+
 # ELECTRA's GLUE fine-tuning hyperparameters, from the paper (Clark et al.,
 # 2020, "ELECTRA: Pre-training Text Encoders as Discriminators Rather Than
 # Generators"), Appendix, Table 7. Note: the paper lists weight decay 0, while
@@ -42,12 +45,6 @@ EMBEDDING_LAYER_NAMES = (
     "embeddings_layer_norm",
     "embeddings_projection",
 )
-
-# Variables that `electra_finetuning_optimizer` does not weight-decay: the
-# LayerNorm scales and offsets and all biases (the original excludes
-# "LayerNorm", "layer_norm" and "bias"). Matched against `variable.name`.
-NO_WEIGHT_DECAY_NAMES = ("^gamma$", "^beta$", "^bias$")
-
 
 def _find_backbone(model):
     if hasattr(model, "transformer_layers"):
@@ -623,20 +620,39 @@ def electra_finetuning_optimizer(
     return layerwise_decay(optimizer, model, decay=layer_decay)
 
 
-def electra_adamw(learning_rate, weight_decay=0.01, **kwargs):
-    """AdamW as ELECTRA uses it: betas 0.9/0.999, epsilon 1e-6, and no
-    weight decay on LayerNorm scales and offsets or on biases.
+def pretraining_optimizer(
+    learning_rate=5e-4,
+    total_steps=None,
+    warmup_steps=10_000,
+    weight_decay=0.01,
+    clip_norm=1.0,
+):
+    """The optimizer of ELECTRA pre-training, as the paper sets it up.
 
-    The default optimizer of every keras_electra model's `compile()`.
-    `**kwargs` go to `keras.optimizers.AdamW` (e.g. `global_clipnorm`).
-    """
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=learning_rate,
-        weight_decay=weight_decay,
-        beta_1=0.9,
-        beta_2=0.999,
-        epsilon=1e-6,
-        **kwargs,
+    `electra_adamw` with gradient clipping at `clip_norm`; with
+    `total_steps`, the learning rate warms up linearly over
+    `min(warmup_steps, total_steps // 10)` steps and then decays linearly to
+    zero (`WarmupLinearDecay`), else it stays at `learning_rate`. The one
+    place that builds it: `ElectraPretrainer.compile()`, `recipes/pretrain.py`
+    and the benchmarks call this.
+
+    Example:
+    ```python
+    import keras_electra
+    from keras_electra.training.optimizers import pretraining_optimizer
+
+    pretrainer = keras_electra.ElectraPretrainer.from_preset(
+        "electra_tiny", vocab_size=200
     )
-    optimizer.exclude_from_weight_decay(var_names=list(NO_WEIGHT_DECAY_NAMES))
-    return optimizer
+    pretrainer.compile(optimizer=pretraining_optimizer(1e-3, total_steps=100))
+    ```
+    """
+    if total_steps is not None:
+        learning_rate = WarmupLinearDecay(
+            learning_rate,
+            total_steps=total_steps,
+            warmup_steps=min(warmup_steps, total_steps // 10),
+        )
+    return electra_adamw(
+        learning_rate, weight_decay=weight_decay, global_clipnorm=clip_norm
+    )
