@@ -2,6 +2,7 @@
 
 import keras
 import keras_hub
+from keras_electra.utils import preset_loading
 from keras_electra.utils.keras_compat import preset_utils
 
 from keras_electra.models.electra_backbone import ElectraBackbone
@@ -93,9 +94,7 @@ def has_tokenizer(preset):
 
 def _is_transformers(preset):
     """A `transformers` checkpoint, or a folder with tokenizer files only."""
-    from keras_electra.conversion import transformers as transformers_conversion
-
-    if transformers_conversion.is_transformers_preset(preset):
+    if preset_loading.is_transformers_preset(preset):
         return True
     return not preset_utils.check_file_exists(
         preset, preset_utils.CONFIG_FILE

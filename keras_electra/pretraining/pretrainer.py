@@ -33,32 +33,33 @@ import sys
 
 import keras
 from keras import ops
-from keras_electra.utils.keras_compat import preset_utils
 
-from keras_electra.training import distribution
-from keras_electra.utils import preset_loading
 from keras_electra.models.electra_backbone import ElectraBackbone
 from keras_electra.models.electra_discriminator import ElectraDiscriminator
 from keras_electra.models.electra_generator import ElectraGenerator
-from keras_electra.training.optimizers import electra_adamw
+from keras_electra.pretraining import objectives
+from keras_electra.pretraining import vocabulary
+from keras_electra.training import distribution
+from keras_electra.training.optimizers import pretraining_optimizer
+from keras_electra.utils import preset_loading
+from keras_electra.utils.checks import INPUT_ERROR
+from keras_electra.utils.checks import check_token_ids
+from keras_electra.utils.checks import tf_check_token_ids
+from keras_electra.utils.keras_compat import preset_utils
 
 PRETRAINER_CONFIG_FILE = "pretrainer.json"
 GENERATOR_DIR = "generator"
 # The MLM head of an encoder that also has the RTD head (all_tokens_mlm).
 MLM_HEAD_WEIGHTS_FILE = "mlm_head.weights.h5"
-OBJECTIVES = ("electra", "electra_15", "mlm", "replace_mlm", "all_tokens_mlm")
-# Which parts each objective trains: a generator, the replaced-token-
-# detection (RTD) head and an MLM head on the encoder.
-_HAS_GENERATOR = ("electra", "electra_15", "replace_mlm", "all_tokens_mlm")
-_HAS_RTD_HEAD = ("electra", "electra_15", "all_tokens_mlm")
-_HAS_MLM_HEAD = ("mlm", "replace_mlm", "all_tokens_mlm")
-# Default (mask_token_rate, random_token_rate): ELECTRA's and BERT's.
-_MASKING_DEFAULTS = {"electra": (0.85, 0.0), "mlm": (0.8, 0.1)}
+# The names; what each objective trains is `objectives.OBJECTIVE_SPECS`.
+OBJECTIVES = tuple(objectives.OBJECTIVE_SPECS)
+# The special tokens the step needs, by the argument that holds their id
+# (`"[MASK]"` -> `mask_token_id`): `vocabulary.SPECIAL_TOKENS` but `[UNK]`,
+# which only the tokenizer uses.
 SPECIAL_TOKENS = {
-    "pad_token_id": "[PAD]",
-    "cls_token_id": "[CLS]",
-    "sep_token_id": "[SEP]",
-    "mask_token_id": "[MASK]",
+    f"{token[1:-1].lower()}_token_id": token
+    for token in vocabulary.SPECIAL_TOKENS
+    if token != "[UNK]"
 }
 
 
@@ -183,18 +184,16 @@ class ElectraPretrainer(keras.Model):
                 f"`objective` must be one of {', '.join(OBJECTIVES)}; got "
                 f"{objective!r}."
             )
-        if uniform_generator and objective not in _HAS_GENERATOR:
+        spec = objectives.OBJECTIVE_SPECS[objective]
+        if uniform_generator and not spec.has_generator:
             raise ValueError(
                 f"`uniform_generator=True` needs a generator; objective "
                 f"{objective!r} has none."
             )
-        default_rates = _MASKING_DEFAULTS.get(
-            objective, _MASKING_DEFAULTS["electra"]
-        )
         if mask_token_rate is None:
-            mask_token_rate = default_rates[0]
+            mask_token_rate = spec.mask_token_rate
         if random_token_rate is None:
-            random_token_rate = default_rates[1]
+            random_token_rate = spec.random_token_rate
         if not 0 < mask_rate < 1:
             raise ValueError(f"`mask_rate` must be in (0, 1), got {mask_rate}.")
         if not (
@@ -214,19 +213,19 @@ class ElectraPretrainer(keras.Model):
         if tokenizer is not None:
             special_ids = special_token_ids(tokenizer)
         else:
-            special_ids = {
-                "pad_token_id": pad_token_id,
-                "cls_token_id": cls_token_id,
-                "sep_token_id": sep_token_id,
-                "mask_token_id": mask_token_id,
-            }
+            special_ids = dict(
+                zip(
+                    SPECIAL_TOKENS,
+                    (pad_token_id, cls_token_id, sep_token_id, mask_token_id),
+                )
+            )
         for name, token_id in special_ids.items():
             if not 0 <= token_id < backbone.vocab_size:
                 raise ValueError(
                     f"`{name}={token_id}` is outside the vocabulary "
                     f"[0, {backbone.vocab_size})."
                 )
-        if objective in _HAS_GENERATOR:
+        if spec.has_generator:
             generator_config = ElectraBackbone.generator_config(
                 backbone.get_config(), generator_size
             )
@@ -244,30 +243,30 @@ class ElectraPretrainer(keras.Model):
         # The generator's variables live under "generator/": both towers
         # have e.g. "transformer_layer_0/...", and on PyTorch variables with
         # the same path collide (one tower's would miss `zero_grad`).
-        if objective in _HAS_GENERATOR:
+        if spec.has_generator:
             with keras.name_scope("generator"):
                 generator_backbone = ElectraBackbone(
                     **generator_config,
                     embedding_owner=backbone if tie_embeddings else None,
                 )
             generator_backbone.pooled_dense.trainable = False
-        if objective in _HAS_RTD_HEAD:
+        if spec.has_rtd_head:
             self.discriminator = ElectraDiscriminator(
                 backbone, name="discriminator", compile=False
             )
-        if objective in _HAS_GENERATOR:
+        if spec.has_generator:
             with keras.name_scope("generator"):
                 self.generator = ElectraGenerator(
                     generator_backbone, name="generator", compile=False
                 )
-        if objective in _HAS_MLM_HEAD:
+        if spec.has_mlm_head:
             # The encoder with its own tied MLM head: a BERT-style MaskedLM.
             self.masked_lm = ElectraGenerator(
                 backbone, name="masked_lm", compile=False
             )
         self.tokenizer = tokenizer
         self.seed_generator = keras.random.SeedGenerator(seed)
-        self._create_metrics(objective)
+        self._create_metrics(spec)
 
         # === Config ===
         self.objective = objective
@@ -284,11 +283,11 @@ class ElectraPretrainer(keras.Model):
         for name, token_id in special_ids.items():
             setattr(self, name, token_id)
 
-    def _create_metrics(self, objective):
+    def _create_metrics(self, spec):
         """The trackers of the objective's losses; the others are `None`."""
-        generator = objective in _HAS_GENERATOR
-        rtd_head = objective in _HAS_RTD_HEAD
-        mlm_head = objective in _HAS_MLM_HEAD
+        generator = spec.has_generator
+        rtd_head = spec.has_rtd_head
+        mlm_head = spec.has_mlm_head
         Mean, Precision, Recall = (
             keras.metrics.Mean,
             keras.metrics.Precision,
@@ -325,196 +324,115 @@ class ElectraPretrainer(keras.Model):
 
     # === The pre-training step ===
 
+    @property
+    def objective_spec(self):
+        """What the objective trains: `objectives.OBJECTIVE_SPECS` entry."""
+        return objectives.OBJECTIVE_SPECS[self.objective]
+
     def call(self, inputs, training=False):
+        spec = self.objective_spec
         token_ids, segment_ids, padding_mask = self._unpack(inputs)
-        # 1. Mask (every objective).
-        masked = self._mask(token_ids, padding_mask)
-        targets = ops.take_along_axis(
-            token_ids, masked["mask_positions"], axis=1
+        real_tokens = ops.cast(padding_mask, "float32")
+        seed = self.seed_generator
+        # 1. Mask (every objective): pick the positions, then show most of
+        # them as [MASK] to the generator (to the encoder, for MLM).
+        special_ids = [getattr(self, name) for name in SPECIAL_TOKENS]
+        positions, weights = objectives.choose_mask_positions(
+            token_ids, padding_mask, special_ids, self.mask_rate, seed
         )
+        is_masked = objectives.mask_of_positions(
+            positions, weights, token_ids.shape[1]
+        )
+        masked_ids = objectives.mask_tokens(
+            token_ids, is_masked, self.mask_token_id, self.backbone.vocab_size,
+            self.mask_token_rate, self.random_token_rate, seed,
+        )
+        targets = ops.take_along_axis(token_ids, positions, axis=1)
         outputs = {
-            "masked_token_ids": masked["masked_token_ids"],
-            "mask_positions": masked["mask_positions"],
-            "mask_weights": masked["mask_weights"],
-            "padding_mask": ops.cast(padding_mask, "float32"),
+            "masked_token_ids": masked_ids,
+            "mask_positions": positions,
+            "mask_weights": weights,
+            "padding_mask": real_tokens,
         }
-        # 2-4. Generate, sample and label (objectives with a generator).
-        if self.generator is None:
-            encoder_token_ids = masked["masked_token_ids"]
-        else:
+        encoder_ids = masked_ids
+        if spec.has_generator:
+            # 2-4. Generate, sample, put the samples in the text and label
+            # the tokens that changed.
             generator_logits = self._generate(
-                masked, segment_ids, padding_mask, training
+                masked_ids, segment_ids, padding_mask, positions, training
             )
-            sampled_ids = self._sample(generator_logits)
-            # Scatter the samples into the sequence (positions are distinct).
-            sampled_dense = ops.sum(
-                masked["mask_one_hot"] * ops.expand_dims(sampled_ids, -1),
-                axis=1,
+            samples = objectives.gumbel_max_sample(
+                generator_logits, self.temperature, seed
             )
-            encoder_token_ids = ops.where(
-                masked["is_masked"], sampled_dense, token_ids
+            encoder_ids = objectives.scatter_at_positions(
+                token_ids, positions, weights, samples
             )
-            outputs.update(
-                {
-                    "generator_targets": targets,
-                    "generator_logits": generator_logits,
-                    "sampled_token_ids": sampled_ids,
-                    "corrupted_token_ids": encoder_token_ids,
-                    # A sample equal to the original counts as original.
-                    "replaced": ops.cast(
-                        ops.not_equal(encoder_token_ids, token_ids), "int32"
-                    ),
-                }
+            outputs["generator_targets"] = targets
+            outputs["generator_logits"] = generator_logits
+            outputs["sampled_token_ids"] = samples
+            outputs["corrupted_token_ids"] = encoder_ids
+            outputs["replaced"] = objectives.replaced_labels(
+                encoder_ids, token_ids
             )
         # 5. The encoder reads the corrupted (or, for MLM, masked) text once;
         # each of its heads reads the encoder's output.
-        sequence_output = self.backbone(
-            {
-                "token_ids": encoder_token_ids,
-                "segment_ids": segment_ids,
-                "padding_mask": padding_mask,
-            },
-            training=training,
-        )["sequence_output"]
-        if self.discriminator is not None:
-            discriminator_logits = self.discriminator.replaced_token_head(
-                sequence_output
-            )
-            if self.objective == "electra_15":
-                discriminator_weights = ops.cast(masked["is_masked"], "float32")
-            else:
-                discriminator_weights = outputs["padding_mask"]
-            outputs["discriminator_logits"] = ops.cast(
-                discriminator_logits, "float32"
-            )
-            outputs["discriminator_weights"] = discriminator_weights
-        if self.masked_lm is not None:
-            if self.objective == "all_tokens_mlm":
+        encoder_inputs = {
+            "token_ids": encoder_ids,
+            "segment_ids": segment_ids,
+            "padding_mask": padding_mask,
+        }
+        sequence_output = self.backbone(encoder_inputs, training=training)[
+            "sequence_output"
+        ]
+        if spec.has_rtd_head:
+            rtd_logits = self.discriminator.replaced_token_head(sequence_output)
+            outputs["discriminator_logits"] = ops.cast(rtd_logits, "float32")
+            outputs["discriminator_weights"] = {
+                "real": real_tokens,
+                "masked": ops.cast(is_masked, "float32"),
+            }[spec.rtd_tokens]
+        if spec.has_mlm_head:
+            if spec.mlm_tokens == "all":
                 # Every position, in order: (batch, sequence_length).
-                mlm_positions = ops.zeros_like(token_ids) + ops.arange(
-                    ops.shape(token_ids)[1], dtype="int32"
+                positions = ops.zeros_like(token_ids) + ops.arange(
+                    token_ids.shape[1], dtype="int32"
                 )
-                mlm_targets, mlm_weights = token_ids, outputs["padding_mask"]
-            else:
-                mlm_positions = masked["mask_positions"]
-                mlm_targets, mlm_weights = targets, masked["mask_weights"]
+                targets, weights = token_ids, real_tokens
             mlm_logits = self.masked_lm.masked_lm_head(
-                sequence_output, mask_positions=mlm_positions
+                sequence_output, mask_positions=positions
             )
-            outputs.update(
-                {
-                    "mlm_logits": ops.cast(mlm_logits, "float32"),
-                    "mlm_targets": mlm_targets,
-                    "mlm_weights": mlm_weights,
-                }
-            )
+            outputs["mlm_logits"] = ops.cast(mlm_logits, "float32")
+            outputs["mlm_targets"] = targets
+            outputs["mlm_weights"] = weights
         return outputs
 
-    def _generate(self, masked, segment_ids, padding_mask, training):
+    def _generate(
+        self, masked_ids, segment_ids, padding_mask, positions, training
+    ):
         """The generator's logits at the masked positions (float32)."""
         if self.uniform_generator:
             # All-zero logits: the Gumbel-max sample is uniform over the vocab.
             return ops.zeros(
-                ops.shape(masked["mask_positions"]) + (self.backbone.vocab_size,)
+                ops.shape(positions) + (self.backbone.vocab_size,)
             )
         generator_logits = self.generator(
             {
-                "token_ids": masked["masked_token_ids"],
+                "token_ids": masked_ids,
                 "segment_ids": segment_ids,
                 "padding_mask": padding_mask,
-                "mask_positions": masked["mask_positions"],
+                "mask_positions": positions,
             },
             training=training,
         )
         return ops.cast(generator_logits, "float32")
 
-    def _mask(self, token_ids, padding_mask):
-        """Choose the masked positions and build the generator's input."""
-        batch_size, sequence_length = ops.shape(token_ids)
-        num_masked = int((self.mask_rate + 0.005) * sequence_length)
-        if num_masked < 1:
-            raise ValueError(
-                f"Sequences of length {sequence_length} are too short to mask "
-                f"at `mask_rate={self.mask_rate}`."
-            )
-        is_real = ops.not_equal(padding_mask, 0)
-        is_candidate = is_real
-        for special_id in (
-            self.pad_token_id,
-            self.cls_token_id,
-            self.sep_token_id,
-            self.mask_token_id,
-        ):
-            is_candidate = is_candidate & ops.not_equal(token_ids, special_id)
-        num_real = ops.sum(ops.cast(is_real, "float32"), axis=1)
-        num_candidates = ops.sum(ops.cast(is_candidate, "int32"), axis=1)
-        num_to_mask = ops.clip(
-            ops.cast(ops.round(num_real * self.mask_rate), "int32"),
-            1,
-            num_masked,
-        )
-        num_to_mask = ops.minimum(num_to_mask, num_candidates)
-        # Random scores, candidates above everything else: the top
-        # `num_to_mask` are a uniform sample without replacement.
-        scores = keras.random.uniform(
-            (batch_size, sequence_length), seed=self.seed_generator
-        )
-        scores = ops.where(is_candidate, scores, -1.0)
-        _, mask_positions = ops.top_k(scores, k=num_masked)
-        mask_positions = ops.cast(mask_positions, "int32")
-        mask_weights = ops.cast(
-            ops.expand_dims(ops.arange(num_masked), 0)
-            < ops.expand_dims(num_to_mask, 1),
-            "int32",
-        )
-        mask_one_hot = ops.one_hot(
-            mask_positions, sequence_length, dtype="int32"
-        ) * ops.expand_dims(mask_weights, -1)
-        is_masked = ops.sum(mask_one_hot, axis=1) > 0
-        # Of the masked tokens: [MASK], a random token, or left as is.
-        draw = keras.random.uniform(
-            (batch_size, sequence_length), seed=self.seed_generator
-        )
-        show_mask = is_masked & (draw < self.mask_token_rate)
-        show_random = (
-            is_masked
-            & (draw >= self.mask_token_rate)
-            & (draw < self.mask_token_rate + self.random_token_rate)
-        )
-        random_ids = keras.random.randint(
-            (batch_size, sequence_length),
-            0,
-            self.backbone.vocab_size,
-            seed=self.seed_generator,
-            dtype="int32",
-        )
-        masked_token_ids = ops.where(show_random, random_ids, token_ids)
-        masked_token_ids = ops.where(
-            show_mask, self.mask_token_id, masked_token_ids
-        )
-        return {
-            "masked_token_ids": masked_token_ids,
-            "mask_positions": mask_positions,
-            "mask_weights": ops.cast(mask_weights, "float32"),
-            "mask_one_hot": mask_one_hot,
-            "is_masked": is_masked,
-        }
-
-    def _sample(self, logits):
-        """Gumbel-max sample from softmax(logits / temperature)."""
-        logits = ops.stop_gradient(logits) / self.temperature
-        uniform = keras.random.uniform(
-            ops.shape(logits), seed=self.seed_generator
-        )
-        gumbel = -ops.log(-ops.log(uniform + 1e-9) + 1e-9)
-        return ops.cast(ops.argmax(logits + gumbel, axis=-1), "int32")
-
     def compute_loss(
         self, x=None, y=None, y_pred=None, sample_weight=None, training=True
     ):
+        spec = self.objective_spec
         loss = 0.0
-        if "generator_logits" in y_pred:
-            generator_loss, generator_correct = _masked_lm_loss(
+        if spec.has_generator:
+            generator_loss, generator_correct = objectives.masked_lm_loss(
                 y_pred["generator_logits"],
                 y_pred["generator_targets"],
                 y_pred["mask_weights"],
@@ -527,22 +445,14 @@ class ElectraPretrainer(keras.Model):
             self.replaced_fraction.update_state(
                 y_pred["replaced"], sample_weight=y_pred["padding_mask"]
             )
-        if "discriminator_logits" in y_pred:
+        if spec.has_rtd_head:
             replaced = y_pred["replaced"]
             weights = y_pred["discriminator_weights"]
-            discriminator_losses = ops.binary_crossentropy(
-                ops.cast(replaced, "float32"),
-                y_pred["discriminator_logits"],
-                from_logits=True,
-            )
-            discriminator_loss = ops.sum(discriminator_losses * weights) / (
-                ops.sum(weights) + 1e-6
+            discriminator_loss, discriminator_correct = objectives.rtd_loss(
+                y_pred["discriminator_logits"], replaced, weights
             )
             loss += self.discriminator_weight * discriminator_loss
             probabilities = ops.sigmoid(y_pred["discriminator_logits"])
-            discriminator_correct = ops.equal(
-                ops.cast(probabilities > 0.5, "int32"), replaced
-            )
             self.discriminator_loss_tracker.update_state(discriminator_loss)
             self.discriminator_accuracy.update_state(
                 discriminator_correct, sample_weight=weights
@@ -553,21 +463,20 @@ class ElectraPretrainer(keras.Model):
             self.discriminator_recall.update_state(
                 replaced, probabilities, sample_weight=weights
             )
-        if "mlm_logits" in y_pred:
-            if self.objective == "all_tokens_mlm":
-                mlm_loss, mlm_correct = _copy_mechanism_loss(
-                    y_pred["mlm_logits"],
-                    y_pred["mlm_targets"],
-                    y_pred["mlm_weights"],
+        if spec.has_mlm_head:
+            mlm_inputs = (
+                y_pred["mlm_logits"],
+                y_pred["mlm_targets"],
+                y_pred["mlm_weights"],
+            )
+            if spec.copy_mechanism:
+                mlm_loss, mlm_correct = objectives.copy_mechanism_loss(
+                    *mlm_inputs,
                     y_pred["corrupted_token_ids"],
                     y_pred["discriminator_logits"],
                 )
             else:
-                mlm_loss, mlm_correct = _masked_lm_loss(
-                    y_pred["mlm_logits"],
-                    y_pred["mlm_targets"],
-                    y_pred["mlm_weights"],
-                )
+                mlm_loss, mlm_correct = objectives.masked_lm_loss(*mlm_inputs)
             loss += mlm_loss
             self.mlm_loss_tracker.update_state(mlm_loss)
             self.mlm_accuracy.update_state(
@@ -639,19 +548,16 @@ class ElectraPretrainer(keras.Model):
         try:
             return method(x, **kwargs)
         except Exception as error:
-            if _TOKEN_ID_ERROR in str(error):
-                message = str(error).split(_TOKEN_ID_ERROR)[1].split("\n")[0]
-                raise ValueError(_TOKEN_ID_ERROR + message) from None
+            # A failed `tf.data` assertion, wrapped by the backend.
+            if INPUT_ERROR in str(error):
+                message = str(error).split(INPUT_ERROR)[1].split("\n")[0]
+                raise ValueError(INPUT_ERROR + message) from None
             raise
 
     def _check_token_ids(self, data):
-        vocab_size = self.backbone.vocab_size
-        if data is None:
-            return None
-        if isinstance(data, dict):
-            if "token_ids" in data:
-                ids = keras.ops.convert_to_numpy(data["token_ids"])
-                _raise_if_out_of_range(ids.min(), ids.max(), vocab_size)
+        limits = (self.backbone.vocab_size, self.backbone.max_sequence_length)
+        if isinstance(data, dict) and "token_ids" in data:
+            check_token_ids(data["token_ids"], *limits)
             return data
         # Only a tf.data pipeline can be a Dataset, and then TF is loaded.
         tf = sys.modules.get("tensorflow")
@@ -659,15 +565,9 @@ class ElectraPretrainer(keras.Model):
 
             def check(batch):
                 if isinstance(batch, dict) and "token_ids" in batch:
-                    ids = batch["token_ids"]
-                    tf.debugging.assert_non_negative(
-                        ids, message=_TOKEN_ID_ERROR + " below 0."
-                    )
-                    tf.debugging.assert_less(
-                        ids,
-                        tf.cast(vocab_size, ids.dtype),
-                        message=_TOKEN_ID_ERROR
-                        + f" >= the vocabulary size {vocab_size}.",
+                    batch = dict(batch)
+                    batch["token_ids"] = tf_check_token_ids(
+                        tf, batch["token_ids"], *limits
                     )
                 return batch
 
@@ -680,11 +580,12 @@ class ElectraPretrainer(keras.Model):
         """Configure pre-training; `optimizer="auto"` is the paper's AdamW.
 
         AdamW with learning rate 5e-4 (ELECTRA-Small), weight decay 0.01 off
-        LayerNorm and bias, epsilon 1e-6 and gradient clipping at norm 1.0.
-        Use a schedule (warmup, then linear decay) for real runs.
+        LayerNorm and bias, epsilon 1e-6 and gradient clipping at norm 1.0
+        (`pretraining_optimizer()`). For real runs, give
+        `pretraining_optimizer(total_steps=...)` its warmup and linear decay.
         """
         if optimizer == "auto":
-            optimizer = electra_adamw(learning_rate=5e-4, global_clipnorm=1.0)
+            optimizer = pretraining_optimizer()
         super().compile(optimizer=optimizer, **kwargs)
 
     # === Config and presets ===
@@ -749,10 +650,9 @@ class ElectraPretrainer(keras.Model):
         )
         ```
         """
-        from keras_electra.conversion import transformers as transformers_conversion
-
-        if transformers_conversion.is_transformers_preset(preset):
-            return transformers_conversion.load_pretrainer(
+        converter = preset_loading.transformers_converter(preset)
+        if converter is not None:
+            return converter.load_pretrainer(
                 cls, preset, None, load_weights, kwargs
             )
         backbone_kwargs, kwargs = preset_loading.split_backbone_kwargs(
@@ -852,69 +752,13 @@ class ElectraPretrainer(keras.Model):
             json.dump(config, f, indent=4)
 
 
-def _masked_lm_loss(logits, targets, weights):
-    """Weighted mean cross-entropy, and whether the argmax is the target."""
-    losses = keras.losses.sparse_categorical_crossentropy(
-        targets, logits, from_logits=True
-    )
-    loss = ops.sum(losses * weights) / (ops.sum(weights) + 1e-6)
-    correct = ops.equal(ops.argmax(logits, axis=-1), targets)
-    return loss, correct
-
-
-def _copy_mechanism_loss(logits, targets, weights, input_ids, gate_logits):
-    """All-Tokens MLM: -log p(target) under the copy mixture, and accuracy.
-
-    `p = D * onehot(input) + (1 - D) * softmax(logits)` with the copy
-    probability `D = sigmoid(-gate_logits)` (the RTD head's logit is positive
-    for "replaced", so `D` is P(original)). Computed in log space.
-    """
-    log_q = ops.log_softmax(logits, axis=-1)
-    log_q_target = ops.take_along_axis(
-        log_q, ops.expand_dims(targets, -1), axis=-1
-    )[..., 0]
-    log_q_input = ops.take_along_axis(
-        log_q, ops.expand_dims(input_ids, -1), axis=-1
-    )[..., 0]
-    log_copy = ops.log_sigmoid(-gate_logits)  # log D
-    log_generate = ops.log_sigmoid(gate_logits)  # log (1 - D)
-    # p(input) = D + (1 - D) q(input); any other token k: (1 - D) q(k).
-    log_p_input = ops.logaddexp(log_copy, log_generate + log_q_input)
-    log_p_target = ops.where(
-        ops.equal(targets, input_ids),
-        log_p_input,
-        log_generate + log_q_target,
-    )
-    loss = -ops.sum(log_p_target * weights) / (ops.sum(weights) + 1e-6)
-    # The mixture's mode: the input token or the softmax's best token.
-    best_generated = ops.cast(ops.argmax(logits, axis=-1), input_ids.dtype)
-    log_p_best_generated = log_generate + ops.max(log_q, axis=-1)
-    prediction = ops.where(
-        log_p_input >= log_p_best_generated, input_ids, best_generated
-    )
-    return loss, ops.equal(prediction, targets)
-
-
-_TOKEN_ID_ERROR = "Token ids must be in [0, vocabulary size); found ids"
-
-
-def _raise_if_out_of_range(smallest, largest, vocab_size):
-    if smallest < 0:
-        raise ValueError(f"{_TOKEN_ID_ERROR} below 0 (min {smallest}).")
-    if largest >= vocab_size:
-        raise ValueError(
-            f"{_TOKEN_ID_ERROR} >= the vocabulary size {vocab_size} "
-            f"(max {largest})."
-        )
-
-
 def special_token_ids(tokenizer):
     """The `[PAD] [CLS] [SEP] [MASK]` ids of a tokenizer's vocabulary."""
-    vocabulary = list(tokenizer.get_vocabulary())
-    missing = [t for t in SPECIAL_TOKENS.values() if t not in vocabulary]
+    tokens = list(tokenizer.get_vocabulary())
+    missing = [t for t in SPECIAL_TOKENS.values() if t not in tokens]
     if missing:
         raise ValueError(
             f"The tokenizer's vocabulary lacks the special tokens {missing}; "
             "ELECTRA pre-training needs [PAD], [CLS], [SEP] and [MASK]."
         )
-    return {name: vocabulary.index(t) for name, t in SPECIAL_TOKENS.items()}
+    return {name: tokens.index(t) for name, t in SPECIAL_TOKENS.items()}
