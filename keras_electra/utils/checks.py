@@ -25,8 +25,9 @@ def check_token_ids(token_ids, vocab_size, max_sequence_length):
         )
     if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
         raise ValueError(
-            f"{INPUT_ERROR} token ids must be in [0, {vocab_size}) (the "
-            f"vocabulary size); found ids from {ids.min()} to {ids.max()}."
+            f"{INPUT_ERROR} token ids must be in [0, {vocab_size}) "
+            f"(vocabulary size {vocab_size}); found ids from {ids.min()} to "
+            f"{ids.max()}."
         )
 
 
