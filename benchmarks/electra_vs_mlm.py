@@ -28,6 +28,7 @@ steps of the configured model, batch and sequence length.
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import platform
@@ -37,20 +38,28 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipes"))
-
 import keras  # noqa: E402
 
 import keras_electra  # noqa: E402
 from keras_electra import data as datasets  # noqa: E402
-from keras_electra.pretraining import flops  # noqa: E402
 from keras_electra import pretraining as pretraining_data  # noqa: E402
+from keras_electra.data.in_domain import write_in_domain_corpus  # noqa: E402
+from keras_electra.pretraining import flops  # noqa: E402
+from keras_electra.pretraining.preparation import prepare_examples  # noqa: E402
+from keras_electra.pretraining.preparation import prepare_vocabulary  # noqa: E402
+from keras_electra.training.finetuning import fine_tune_classifier  # noqa: E402
+from keras_electra.training.finetuning import subset  # noqa: E402
+from keras_electra.training.optimizers import pretraining_optimizer  # noqa: E402
+from keras_electra.training.runs import DEMO_FINETUNING  # noqa: E402
+from keras_electra.training.runs import DEMO_PRESET  # noqa: E402
+from keras_electra.training.runs import DEMO_PRETRAINING  # noqa: E402
+from keras_electra.training.runs import encoder_dimensions  # noqa: E402
+from keras_electra.training.runs import jit_compile_option  # noqa: E402
+from keras_electra.utils.file_io import write_json  # noqa: E402
 
-import demo  # noqa: E402
-import finetune  # noqa: E402
-import pretrain  # noqa: E402
-from outputs import write_json  # noqa: E402
+HERE = os.path.dirname(os.path.abspath(__file__))
+# The demo's model (`keras_electra.presets["electra_demo"]`).
+DEMO_MODEL = keras_electra.presets[DEMO_PRESET]["backbone"]
 
 QUICK = {
     "num_layers": 1,
@@ -90,32 +99,32 @@ def build_parser():
         default=3,
         help="Evenly spaced points along the budget that are fine-tuned.",
     )
-    add("--num-layers", type=int, default=demo.DEMO_MODEL["num_layers"],
+    add("--num-layers", type=int, default=DEMO_MODEL["num_layers"],
         help="Encoder layers.")
-    add("--hidden-dim", type=int, default=demo.DEMO_MODEL["hidden_dim"],
+    add("--hidden-dim", type=int, default=DEMO_MODEL["hidden_dim"],
         help="Encoder width (heads of 64, feed-forward 4x, embeddings as wide).")
     add("--generator-size", type=float, default=0.25,
         help="Generator width / encoder width.")
     add("--vocabulary-size", type=int,
-        default=demo.DEMO_PRETRAINING["vocabulary_size"],
+        default=DEMO_PRETRAINING["vocabulary_size"],
         help="WordPiece vocabulary trained on the corpus.")
     add("--max-sequence-length", type=int,
-        default=demo.DEMO_PRETRAINING["max_sequence_length"],
+        default=DEMO_PRETRAINING["max_sequence_length"],
         help="Pre-training sequence length.")
-    add("--batch-size", type=int, default=demo.DEMO_PRETRAINING["batch_size"],
+    add("--batch-size", type=int, default=DEMO_PRETRAINING["batch_size"],
         help="Pre-training batch size.")
     add("--learning-rate", type=float,
-        default=demo.DEMO_PRETRAINING["learning_rate"],
+        default=DEMO_PRETRAINING["learning_rate"],
         help="Peak pre-training learning rate (every objective).")
     add("--mask-rate", type=float, default=0.15, help="Fraction masked.")
     add("--corpus", nargs="+", default=None,
         help="Pre-training text files instead of the demo corpus (--quick: "
         "the Brown corpus only).")
     add("--in-domain-copies", type=int,
-        default=demo.DEMO_PRETRAINING["in_domain_copies"],
+        default=DEMO_PRETRAINING["in_domain_copies"],
         help="Times the movie-review training text is added to the corpus.")
     add("--finetuning-epochs", type=int,
-        default=demo.DEMO_FINETUNING["epochs"],
+        default=DEMO_FINETUNING["epochs"],
         help="Epochs of every fine-tuning run.")
     add("--finetuning-examples", type=int, default=None,
         help="Use only this many training reviews (default: all).")
@@ -151,40 +160,31 @@ def parse_args(argv=None):
     return args
 
 
-def pretrain_arguments(args, objective, seed, steps):
-    """recipes/pretrain.py's settings for one run (its code builds the
-    model, the data and the optimizer)."""
-    hidden = args.hidden_dim
-    argv = [
-        "--corpus", *args.corpus,
-        "--output", args.work_dir,
-        "--objective", objective,
-        "--size", "small",
-        "--num-layers", str(args.num_layers),
-        "--hidden-dim", str(hidden),
-        "--num-heads", str(max(1, hidden // 64)),
-        "--embedding-dim", str(hidden),
-        "--intermediate-dim", str(4 * hidden),
-        "--mask-rate", str(args.mask_rate),
-        "--vocabulary-size", str(args.vocabulary_size),
-        "--max-sequence-length", str(args.max_sequence_length),
-        "--batch-size", str(args.batch_size),
-        "--learning-rate", str(args.learning_rate),
-        "--steps", str(steps),
-        "--jit-compile", args.jit_compile,
-        "--seed", str(seed),
-    ]
+def build_pretrainer(args, objective, seed, tokenizer):
+    """The pretrainer recipes/pretrain.py builds for one run: ELECTRA-Small's
+    settings with the configured sizes."""
+    options = {
+        "seed": seed,
+        "objective": objective,
+        "discriminator_weight": 50.0,
+        "mask_rate": args.mask_rate,
+    }
     if objective in flops.OBJECTIVES_WITH_GENERATOR:
-        argv += ["--generator-size", str(args.generator_size)]
-    return pretrain.parse_args(argv)
+        options["generator_size"] = args.generator_size
+    return keras_electra.ElectraPretrainer.from_preset(
+        "electra_small",
+        vocab_size=tokenizer.vocabulary_size(),
+        max_sequence_length=args.max_sequence_length,
+        tokenizer=tokenizer,
+        **encoder_dimensions(args.num_layers, args.hidden_dim),
+        **options,
+    )
 
 
 def step_flops(args, objective, tokenizer):
     """FLOPs of one step, from the configs of the model the recipe builds."""
     keras.utils.set_random_seed(0)
-    pretrainer = pretrain.build_pretrainer(
-        pretrain_arguments(args, objective, 0, 1), tokenizer
-    )
+    pretrainer = build_pretrainer(args, objective, 0, tokenizer)
     generator = pretrainer.generator
     return flops.pretraining_step_flops(
         objective,
@@ -213,10 +213,12 @@ class SavePresets(keras.callbacks.Callback):
 
 def pretrain_run(args, objective, seed, steps, tokenizer, examples_dir):
     """Pre-trains one objective/seed; the preset of every checkpoint."""
-    run_args = pretrain_arguments(args, objective, seed, steps)
     keras.utils.set_random_seed(seed)
-    pretrainer = pretrain.build_pretrainer(run_args, tokenizer)
-    pretrain.compile_pretrainer(pretrainer, run_args, steps)
+    pretrainer = build_pretrainer(args, objective, seed, tokenizer)
+    pretrainer.compile(
+        optimizer=pretraining_optimizer(args.learning_rate, total_steps=steps),
+        jit_compile=jit_compile_option(args.jit_compile),
+    )
     dataset = pretraining_data.pretraining_dataset(
         examples_dir, batch_size=args.batch_size, seed=seed
     )
@@ -234,24 +236,27 @@ def pretrain_run(args, objective, seed, steps, tokenizer, examples_dir):
 
 def finetune_run(args, preset, seed, from_scratch=False):
     """Test and dev accuracy of the demo's fine-tuning recipe."""
-    argv = [
-        "--preset", preset,
-        "--task", "movie_reviews",
-        "--max-sequence-length", str(demo.DEMO_FINETUNING["max_sequence_length"]),
-        "--learning-rate", str(demo.DEMO_FINETUNING["learning_rate"]),
-        "--layer-decay", str(demo.DEMO_FINETUNING["layer_decay"]),
-        "--pooling", demo.DEMO_FINETUNING["pooling"],
-        "--epochs", str(args.finetuning_epochs),
-        "--seed", str(seed),
-        "--jit-compile", args.jit_compile,
-        "--verbose", "0",
-    ]
+    reviews = datasets.movie_reviews(seed=0)
+    splits = {name: reviews[name] for name in ("train", "dev", "test")}
     if args.finetuning_examples:
-        argv += ["--max-train-examples", str(args.finetuning_examples)]
-    if from_scratch:
-        argv.append("--from-scratch")
+        splits["train"] = subset(splits["train"], args.finetuning_examples)
     keras.config.set_dtype_policy("float32")
-    scores = finetune.main(argv)
+    _, scores = fine_tune_classifier(
+        preset,
+        splits,
+        2,
+        functools.partial(datasets.classification_metrics, ["accuracy"]),
+        task="movie_reviews",
+        from_scratch=from_scratch,
+        learning_rate=DEMO_FINETUNING["learning_rate"],
+        layer_decay=DEMO_FINETUNING["layer_decay"],
+        epochs=args.finetuning_epochs,
+        max_sequence_length=DEMO_FINETUNING["max_sequence_length"],
+        pooling=DEMO_FINETUNING["pooling"],
+        jit_compile=args.jit_compile,
+        seed=seed,
+        verbose=0,
+    )
     return {
         "test_accuracy": scores["test"]["accuracy"],
         "dev_accuracy": scores["dev"]["accuracy"],
@@ -376,14 +381,23 @@ def main(argv=None):
             corpus = [path for path in corpus if "brown" in path]
     if args.in_domain_copies:
         reviews = datasets.movie_reviews(seed=0)
-        in_domain = demo.write_in_domain_corpus(
+        in_domain = write_in_domain_corpus(
             reviews, os.path.join(args.work_dir, "in_domain.txt")
         )
         corpus += [in_domain] * args.in_domain_copies
     args.corpus = corpus
     examples_dir = os.path.join(args.work_dir, "examples")
-    tokenizer = pretrain.prepare_data(
-        pretrain_arguments(args, "electra", 0, 1), corpus, examples_dir
+    # As recipes/pretrain.py prepares them (seed 0).
+    tokenizer = prepare_vocabulary(
+        corpus,
+        os.path.join(args.work_dir, "vocab.txt"),
+        vocabulary_size=args.vocabulary_size,
+    )
+    prepare_examples(
+        corpus,
+        tokenizer,
+        examples_dir,
+        max_sequence_length=args.max_sequence_length,
     )
 
     budget = args.electra_steps * step_flops(args, "electra", tokenizer)
@@ -404,9 +418,9 @@ def main(argv=None):
             print(f"== No pre-training, seed {seed}")
             preset = os.path.join(args.work_dir, "architecture")
             keras.utils.set_random_seed(seed)
-            pretrain.build_pretrainer(
-                pretrain_arguments(args, "electra", seed, 1), tokenizer
-            ).save_to_preset(preset)
+            build_pretrainer(args, "electra", seed, tokenizer).save_to_preset(
+                preset
+            )
             run = {"objective": "none", "seed": seed, "checkpoint": 0,
                    "steps": 0, "pflops": 0.0}
             run.update(finetune_run(args, preset, seed, from_scratch=True))

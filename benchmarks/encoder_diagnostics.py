@@ -26,11 +26,8 @@ Prints a table and writes JSON (`--output`).
 
 import argparse
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipes"))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -40,8 +37,7 @@ from keras_electra import data as datasets  # noqa: E402
 from keras_electra import pretraining as pretraining_data  # noqa: E402
 from keras_electra.pretraining.probing import encoder_features  # noqa: E402
 from keras_electra.pretraining.probing import linear_probe  # noqa: E402
-
-from outputs import write_json  # noqa: E402
+from keras_electra.utils.file_io import write_json  # noqa: E402
 
 # The pretrainer metrics compared by `context_gain`, one per head.
 CONTEXT_LOSSES = ("mlm_loss", "generator_loss", "discriminator_loss")

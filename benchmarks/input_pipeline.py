@@ -45,14 +45,11 @@ import numpy as np  # noqa: E402
 
 import keras_electra  # noqa: E402
 from keras_electra import pretraining as pretraining_data  # noqa: E402
+from keras_electra.training.runs import StepClock  # noqa: E402
+from keras_electra.training.runs import backend_version  # noqa: E402
+from keras_electra.utils.file_io import write_json  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipes"))
-from outputs import write_json  # noqa: E402
-from pretrain_step import HelpFormatter  # noqa: E402
-from pretrain_step import StepClock  # noqa: E402
-from pretrain_step import backend_version  # noqa: E402
 
 QUICK = {
     "preset": "electra_tiny",
@@ -74,6 +71,15 @@ TABLE_HEADER = (
     "| stage | workers | batches / examples | seconds | tokens/s "
     "| vs consume |\n|---|---:|---:|---:|---:|---:|"
 )
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except where the help text explains a computed one."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def parse_args(argv=None):
@@ -299,7 +305,7 @@ def time_read(folder, args):
 def time_fit(pretrainer, data, args):
     """Timed steps after warmup steps; `data` is arrays or a dataset."""
     total_steps = args.warmup_steps + args.steps
-    clock = StepClock(args.warmup_steps - 1, total_steps - 1)
+    clock = StepClock(batches=(args.warmup_steps - 1, total_steps - 1))
     if isinstance(data, dict):
         pretrainer.fit(
             data, batch_size=args.batch_size, epochs=1, shuffle=False,
@@ -310,11 +316,11 @@ def time_fit(pretrainer, data, args):
             data, steps_per_epoch=total_steps, epochs=1, callbacks=[clock],
             verbose=0,
         )
-    seconds = clock.end - clock.start
+    seconds = clock.times[-1] - clock.times[0]
     positions = args.steps * args.batch_size * args.sequence_length
     return {
         "steps": args.steps,
-        "warmup_seconds": round(clock.start - clock.train_begin, 3),
+        "warmup_seconds": round(clock.times[0] - clock.train_begin, 3),
         "seconds": round(seconds, 3),
         "step_ms": round(1000 * seconds / args.steps, 2),
         "tokens_per_second": round(positions / seconds, 1),

@@ -22,7 +22,6 @@ import datetime
 import os
 import platform
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -31,11 +30,14 @@ import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_electra  # noqa: E402
+from keras_electra.training.runs import DEMO_PRESET  # noqa: E402
+from keras_electra.training.runs import DEMO_PRETRAINING  # noqa: E402
+from keras_electra.training.runs import StepClock  # noqa: E402
+from keras_electra.training.runs import backend_version  # noqa: E402
+from keras_electra.training.runs import jit_compile_option  # noqa: E402
+from keras_electra.utils.file_io import write_json  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipes"))
-from outputs import write_json  # noqa: E402
-import demo  # noqa: E402
 
 QUICK = {"preset": "electra_tiny", "batch_size": 8}
 TABLE_HEADER = (
@@ -120,9 +122,9 @@ def parse_args(argv=None):
         "--demo",
         action="store_true",
         help="The demo's model and pre-training settings (recipes/demo.py: "
-        "its encoder, vocabulary size, sequence length, batch size and "
-        "sampling temperature) instead of a preset; replaces --preset, "
-        "--vocab-size, --sequence-length and --batch-size.",
+        f"preset {DEMO_PRESET}, its vocabulary size, sequence length, batch "
+        "size and sampling temperature) instead of a preset; replaces "
+        "--preset, --vocab-size, --sequence-length and --batch-size.",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="Seed for weights and data."
@@ -139,9 +141,9 @@ def parse_args(argv=None):
         parser.error("--demo replaces --preset and --quick; pass only one.")
     if args.demo:
         args.preset = "demo"
-        args.vocab_size = demo.DEMO_PRETRAINING["vocabulary_size"]
-        args.sequence_length = demo.DEMO_PRETRAINING["max_sequence_length"]
-        args.batch_size = demo.DEMO_PRETRAINING["batch_size"]
+        args.vocab_size = DEMO_PRETRAINING["vocabulary_size"]
+        args.sequence_length = DEMO_PRETRAINING["max_sequence_length"]
+        args.batch_size = DEMO_PRETRAINING["batch_size"]
     defaults = QUICK if args.quick else {
         "preset": "electra_small",
         "batch_size": 32,
@@ -165,9 +167,7 @@ def parse_args(argv=None):
         args.output = os.path.join(
             HERE, "results", f"pretrain_step_{keras.backend.backend()}.json"
         )
-    args.jit_compile = {"true": True, "false": False, "auto": "auto"}[
-        args.jit_compile
-    ]
+    args.jit_compile = jit_compile_option(args.jit_compile)
     return args
 
 
@@ -186,52 +186,19 @@ def random_batch_data(num_rows, sequence_length, vocab_size, seed):
     }
 
 
-class StepClock(keras.callbacks.Callback):
-    """Wall time between the ends of two train batches, device synced."""
-
-    def __init__(self, start_batch, end_batch):
-        super().__init__()
-        self.start_batch = start_batch
-        self.end_batch = end_batch
-        self.start = self.end = None
-        self.losses = []
-
-    def on_train_begin(self, logs=None):
-        self.train_begin = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        if batch not in (self.start_batch, self.end_batch):
-            return
-        # Converting the loss to a Python float waits for the step to finish
-        # (JAX and TensorFlow dispatch asynchronously).
-        self.losses.append(float(keras.ops.convert_to_numpy(logs["loss"])))
-        if batch == self.start_batch:
-            self.start = time.perf_counter()
-        else:
-            self.end = time.perf_counter()
-
-
 def build_pretrainer(args):
     """A randomly initialised pretrainer: `--preset`, or the demo's."""
     if not args.demo:
         return keras_electra.ElectraPretrainer.from_preset(
             args.preset, vocab_size=args.vocab_size, seed=args.seed
         )
-    model = dict(demo.DEMO_MODEL)
     return keras_electra.ElectraPretrainer.from_preset(
-        f"electra_{model.pop('size')}",
+        DEMO_PRESET,
         vocab_size=args.vocab_size,
         max_sequence_length=args.sequence_length,
-        temperature=demo.DEMO_PRETRAINING["temperature"],
+        temperature=DEMO_PRETRAINING["temperature"],
         seed=args.seed,
-        **model,
     )
-
-
-def backend_version():
-    name = keras.backend.backend()
-    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
-    return __import__(module[name]).__version__
 
 
 def main(argv=None):
@@ -255,7 +222,7 @@ def main(argv=None):
         args.vocab_size,
         args.seed,
     )
-    clock = StepClock(args.warmup_steps - 1, total_steps - 1)
+    clock = StepClock(batches=(args.warmup_steps - 1, total_steps - 1))
     pretrainer.fit(
         data,
         batch_size=args.batch_size,
@@ -265,12 +232,12 @@ def main(argv=None):
         verbose=0,
     )
 
-    seconds = clock.end - clock.start
+    seconds = clock.times[-1] - clock.times[0]
     step_ms = 1000 * seconds / args.steps
     tokens_per_second = (
         args.steps * args.batch_size * args.sequence_length / seconds
     )
-    warmup_seconds = clock.start - clock.train_begin
+    warmup_seconds = clock.times[0] - clock.train_begin
     result = {
         "benchmark": "pretrain_step",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(

@@ -69,7 +69,6 @@ Writes JSON to `benchmarks/results/pretrain_throughput_<backends>.json`
 """
 
 import argparse
-import ast
 import datetime
 import importlib.util
 import json
@@ -84,8 +83,6 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "recipes"))
-from outputs import write_json  # noqa: E402
 
 BACKENDS = ("tensorflow", "jax", "torch")
 PRECISIONS = ("fp32", "bf16")
@@ -238,28 +235,30 @@ def parse_args(argv=None):
     return args
 
 
+def load_library_module(relative_path):
+    """A module of keras_electra that imports nothing of Keras, loaded from
+    its file without importing the package (which imports Keras): the
+    orchestrating process stays free of TensorFlow, JAX and PyTorch, and
+    each worker picks its own backend."""
+    path = os.path.join(ROOT, "keras_electra", relative_path)
+    name = "keras_electra_" + relative_path[: -len(".py")].replace("/", "_")
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+flops = load_library_module("pretraining/flops.py")
+write_json = load_library_module("utils/file_io.py").write_json
+
+
 def preset_configs(preset, vocab_size):
     """(discriminator, generator) encoder configs of a built-in preset.
 
-    Read from `keras_electra/electra_presets.py` without importing it (the
-    orchestrating process stays free of TensorFlow, JAX and PyTorch); the
+    Read from `keras_electra/models/electra_presets.py` (plain data); the
     Keras workers check that their models have these sizes.
     """
-    path = os.path.join(ROOT, "keras_electra", "electra_presets.py")
-    with open(path) as f:
-        module = ast.parse(f.read())
-    for node in module.body:
-        if isinstance(node, ast.Assign) and getattr(
-            node.targets[0], "id", None
-        ) == "PRESETS":
-            # A literal, except for fractions such as `1 / 3`.
-            presets = eval(
-                compile(ast.Expression(node.value), path, "eval"),
-                {"__builtins__": {}},
-            )
-            break
-    else:
-        raise RuntimeError(f"No PRESETS in {path}.")
+    presets = load_library_module("models/electra_presets.py").PRESETS
     if preset not in presets:
         raise SystemExit(f"--preset must be one of {sorted(presets)}.")
     discriminator = dict(presets[preset]["backbone"], vocab_size=vocab_size)
@@ -274,19 +273,6 @@ def preset_configs(preset, vocab_size):
         intermediate_dim=4 * hidden,
     )
     return discriminator, generator
-
-
-def load_flops():
-    """`keras_electra.pretraining.flops`, without importing Keras (each worker picks its
-    own backend); the module imports nothing."""
-    path = os.path.join(ROOT, "keras_electra", "flops.py")
-    spec = importlib.util.spec_from_file_location("keras_electra_flops", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-flops = load_flops()
 
 
 # === Orchestration =========================================================

@@ -1,7 +1,7 @@
 """How much pre-training does the demo's model need before it pays off?
 
-`make demo` pre-trains a small ELECTRA (`recipes/demo.py`'s `DEMO_MODEL`
-and `DEMO_PRETRAINING`) for 25 minutes on 2 CPU cores, and at that compute
+`make demo` pre-trains a small ELECTRA (the `electra_demo` preset and
+`keras_electra.training.runs.DEMO_PRETRAINING`) for 25 minutes on 2 CPU cores, and at that compute
 the fine-tuned classifier does not beat the same classifier trained from
 random weights (README, "What the demo shows"). This benchmark runs the same model,
 data, pre-training settings and fine-tuning recipe for many more steps, on
@@ -51,18 +51,17 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "recipes"))
-
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_electra  # noqa: E402
-from keras_electra.models import electra_presets  # noqa: E402
 from keras_electra.pretraining.pretrainer import OBJECTIVES  # noqa: E402
-
-import demo  # noqa: E402
-from outputs import write_json  # noqa: E402
+from keras_electra.training.optimizers import pretraining_optimizer  # noqa: E402
+from keras_electra.training.runs import DEMO_FINETUNING  # noqa: E402
+from keras_electra.training.runs import DEMO_PRESET  # noqa: E402
+from keras_electra.training.runs import DEMO_PRETRAINING  # noqa: E402
+from keras_electra.training.runs import StepClock  # noqa: E402
+from keras_electra.utils.file_io import write_json  # noqa: E402
 
 SPLITS = ("train", "dev", "test")
 FEATURES = ("token_ids", "segment_ids", "padding_mask")
@@ -139,7 +138,7 @@ def build_parser():
     run.add_argument(
         "--temperature",
         type=float,
-        default=demo.DEMO_PRETRAINING["temperature"],
+        default=DEMO_PRETRAINING["temperature"],
         help="The generator's sampling temperature (ELECTRA objectives); "
         "the demo's by default.",
     )
@@ -165,31 +164,33 @@ def build_parser():
 
 
 def prepare(args):
-    import finetune
-    import pretrain
-
     from keras_electra import data as datasets
     from keras_electra import pretraining as pretraining_data
+    from keras_electra.data.in_domain import write_in_domain_corpus
+    from keras_electra.pretraining.preparation import prepare_examples
+    from keras_electra.pretraining.preparation import prepare_vocabulary
+    from keras_electra.training.finetuning import classification_dataset
 
     os.makedirs(args.work_dir, exist_ok=True)
     corpus = datasets.demo_corpus()
     reviews = datasets.movie_reviews(seed=0)
-    in_domain = demo.write_in_domain_corpus(
+    in_domain = write_in_domain_corpus(
         reviews, os.path.join(args.work_dir, "in_domain.txt")
     )
-    corpus += [in_domain] * demo.DEMO_PRETRAINING["in_domain_copies"]
-    pretrain_args = pretrain.parse_args(
-        [
-            "--corpus", *corpus,
-            "--output", args.work_dir,
-            "--vocabulary-size", str(demo.DEMO_PRETRAINING["vocabulary_size"]),
-            "--max-sequence-length",
-            str(demo.DEMO_PRETRAINING["max_sequence_length"]),
-            "--steps", "1",
-        ]
+    corpus += [in_domain] * DEMO_PRETRAINING["in_domain_copies"]
+    # As recipes/pretrain.py prepares them, with its default seed.
+    tokenizer = prepare_vocabulary(
+        corpus,
+        os.path.join(args.work_dir, "vocab.txt"),
+        vocabulary_size=DEMO_PRETRAINING["vocabulary_size"],
     )
     examples_dir = os.path.join(args.work_dir, "examples")
-    tokenizer = pretrain.prepare_data(pretrain_args, corpus, examples_dir)
+    prepare_examples(
+        corpus,
+        tokenizer,
+        examples_dir,
+        max_sequence_length=DEMO_PRETRAINING["max_sequence_length"],
+    )
     arrays = {name: [] for name in FEATURES}
     for batch in pretraining_data.pretraining_dataset(
         examples_dir,
@@ -207,11 +208,11 @@ def prepare(args):
         "vocabulary": np.array(tokenizer.get_vocabulary()),
     }
     preprocessor = keras_electra.ElectraTextClassifierPreprocessor(
-        tokenizer, sequence_length=demo.DEMO_FINETUNING["max_sequence_length"]
+        tokenizer, sequence_length=DEMO_FINETUNING["max_sequence_length"]
     )
     for split in SPLITS:
         packed = {name: [] for name in FEATURES}
-        for x, _ in finetune.make_dataset(preprocessor, reviews[split], 1024):
+        for x, _ in classification_dataset(preprocessor, reviews[split], 1024):
             for name in FEATURES:
                 packed[name].append(np.asarray(x[name]))
         for name in FEATURES:
@@ -236,11 +237,8 @@ def load_data(path):
 
 
 def backbone_config(data):
-    """The demo's encoder (`recipes/demo.py`) for this vocabulary."""
-    config = dict(electra_presets.PRESETS["electra_small"]["backbone"])
-    config.update(
-        {name: value for name, value in demo.DEMO_MODEL.items() if name != "size"}
-    )
+    """The demo's encoder (the `electra_demo` preset) for this vocabulary."""
+    config = dict(keras_electra.presets[DEMO_PRESET]["backbone"])
     config["vocab_size"] = len(data["vocabulary"])
     config["max_sequence_length"] = data["pretrain_token_ids"].shape[1]
     return config
@@ -261,7 +259,7 @@ def build_pretrainer(data, objective, temperature):
         options["temperature"] = temperature
     return keras_electra.ElectraPretrainer(
         keras_electra.ElectraBackbone(**backbone_config(data)),
-        generator_size=electra_presets.PRESETS["electra_small"]["pretrainer"][
+        generator_size=keras_electra.presets[DEMO_PRESET]["pretrainer"][
             "generator_size"
         ],
         **options,
@@ -270,14 +268,8 @@ def build_pretrainer(data, objective, temperature):
 
 def compile_pretrainer(pretrainer, total_steps, steps_per_execution):
     pretrainer.compile(
-        optimizer=keras_electra.electra_adamw(
-            keras_electra.WarmupLinearDecay(
-                demo.DEMO_PRETRAINING["learning_rate"],
-                total_steps=total_steps,
-                warmup_steps=min(10_000, total_steps // 10),
-            ),
-            weight_decay=0.01,
-            global_clipnorm=1.0,
+        optimizer=pretraining_optimizer(
+            DEMO_PRETRAINING["learning_rate"], total_steps=total_steps
         ),
         steps_per_execution=steps_per_execution,
     )
@@ -290,18 +282,6 @@ def pretraining_inputs(data, examples):
         name: data[f"pretrain_{name}"][:examples].astype("int32")
         for name in FEATURES
     }
-
-
-class StepClock(keras.callbacks.Callback):
-    """Wall time at the end of each execution (the loss read syncs)."""
-
-    def __init__(self):
-        super().__init__()
-        self.times = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        float(logs["loss"])
-        self.times.append(time.perf_counter())
 
 
 class Snapshots(keras.callbacks.Callback):
@@ -347,7 +327,7 @@ def pretrain_worker(args):
     data = load_data(args.data)
     folder = os.path.join(args.output, args.objective)
     os.makedirs(folder, exist_ok=True)
-    batch_size = demo.DEMO_PRETRAINING["batch_size"]
+    batch_size = DEMO_PRETRAINING["batch_size"]
     spe = args.steps_per_execution
     executions = len(data["pretrain_token_ids"]) // (batch_size * spe)
     inputs = pretraining_inputs(data, executions * batch_size * spe)
@@ -418,7 +398,7 @@ def pretrain_worker(args):
 
 def finetune(data, weights, seed, steps_per_execution):
     """The demo's fine-tuning (`recipes/demo.py`), on the packed arrays."""
-    settings = demo.DEMO_FINETUNING
+    settings = DEMO_FINETUNING
     keras.utils.set_random_seed(seed)
     backbone = keras_electra.ElectraBackbone(**backbone_config(data))
     if weights:

@@ -10,7 +10,7 @@
    `--minutes` (recipes/pretrain.py).
 3. Fine-tunes the pre-trained discriminator on the movie reviews, and the
    same classifier from random weights with identical settings
-   (recipes/finetune.py).
+   (`keras_electra.training.finetuning`, as recipes/finetune.py).
 4. Fits a linear classifier on each encoder's frozen features (the mean
    token vector; `keras_electra.pretraining.probing`): what the encoder holds before
    fine-tuning, which is where a short pre-training shows (README, "What
@@ -26,8 +26,10 @@ checkpoint and redoes the fine-tuning.
 """
 
 import argparse
+import functools
 import os
 import platform
+import subprocess
 import sys
 import time
 
@@ -35,43 +37,26 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 
+import keras_electra  # noqa: E402
 from keras_electra import data as datasets  # noqa: E402
-from outputs import write_json  # noqa: E402
+from keras_electra.data.in_domain import write_in_domain_corpus  # noqa: E402
+from keras_electra.pretraining.probing import encoder_features  # noqa: E402
+from keras_electra.pretraining.probing import linear_probe  # noqa: E402
+from keras_electra.training.finetuning import fine_tune_classifier  # noqa: E402
+from keras_electra.training.runs import DEMO_FINETUNING  # noqa: E402
+from keras_electra.training.runs import DEMO_PRESET  # noqa: E402
+from keras_electra.training.runs import DEMO_PRETRAINING  # noqa: E402
+from keras_electra.training.runs import encoder_dimensions  # noqa: E402
+from keras_electra.utils.file_io import write_json  # noqa: E402
 
-# The demo's model: 2 layers x 128 (ELECTRA-Small is 12 x 256), with the
-# generator at 1/4 width as in the paper. Small and short (64 tokens) so that
-# 2 CPU cores run about 14,000 steps in the budget. See README "What the demo
-# shows".
-DEMO_MODEL = {
-    "size": "small",
-    "num_layers": 2,
-    "hidden_dim": 128,
-    "num_heads": 2,
-    "embedding_dim": 128,
-    "intermediate_dim": 512,
-}
-DEMO_PRETRAINING = {
-    "vocabulary_size": 8000,
-    "max_sequence_length": 64,
-    "batch_size": 32,
-    "learning_rate": 1e-3,
-    "in_domain_copies": 10,
-    # The paper samples at 1; a model this small never learns to spot those
-    # samples within the budget, and learns at once at 3 (benchmarks/RESULTS.md,
-    # "Why pre-training does not pay off at demo scale").
-    "temperature": 3.0,
-    "jit_compile": "auto",
-}
-# Identical for both classifiers. Mean pooling: short pre-training never
-# trains [CLS] (README, "What the demo shows"); no layer-wise decay, which
-# would only slow the randomly initialised baseline down.
-DEMO_FINETUNING = {
-    "max_sequence_length": 64,
-    "learning_rate": 3e-4,
-    "layer_decay": 1.0,
-    "pooling": "mean",
-    "epochs": 3,
-}
+# The demo's model (`keras_electra.presets["electra_demo"]`) and its other
+# settings (`keras_electra.training.runs`) are the library's, so that the
+# benchmarks run the same ones.
+DEMO_MODEL = keras_electra.presets[DEMO_PRESET]["backbone"]
+# Pre-training runs recipes/pretrain.py itself, through its command line.
+PRETRAIN_RECIPE = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "pretrain.py"
+)
 
 
 def build_parser():
@@ -140,35 +125,7 @@ def parse_args(argv=None):
     return build_parser().parse_args(argv)
 
 
-def write_in_domain_corpus(reviews, path):
-    """Training snippets grouped by film (one document per film), then the
-    plot summaries (one document each)."""
-    by_movie = {}
-    for text, movie in zip(reviews["train"]["texts"], reviews["train"]["movie_names"]):
-        by_movie.setdefault(movie, []).append(text)
-    documents = [snippets for _, snippets in sorted(by_movie.items())]
-    documents += [datasets.split_sentences(plot) for plot in reviews["unlabeled"]]
-    partial = path + ".partial"
-    with open(partial, "w", encoding="utf-8") as file:
-        for document in documents:
-            lines = [" ".join(s.split()) for s in document if s.strip()]
-            if lines:
-                file.write("\n".join(lines) + "\n\n")
-    os.replace(partial, path)
-    return path
-
-
 def main(argv=None):
-    # Imported here so that the settings above can be read without
-    # TensorFlow (benchmarks/pretraining_budget.py runs on machines without).
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    import finetune
-    import pretrain
-
-    import keras_electra
-    from keras_electra.pretraining.probing import encoder_features
-    from keras_electra.pretraining.probing import linear_probe
-
     args = parse_args(argv)
     start = time.time()
     os.makedirs(args.output, exist_ok=True)
@@ -193,6 +150,9 @@ def main(argv=None):
 
     print("== 2/5 Pre-training (recipes/pretrain.py)")
     pretrain_dir = os.path.join(args.output, "pretraining")
+    # ELECTRA-Small's settings (generator size, mask rate), with the demo's
+    # sizes.
+    dimensions = encoder_dimensions(args.num_layers, args.hidden_dim)
     pretrain_argv = [
         "--corpus", *corpus,
         "--output", pretrain_dir,
@@ -200,12 +160,12 @@ def main(argv=None):
         "--max-sequence-length", str(DEMO_PRETRAINING["max_sequence_length"]),
         "--batch-size", str(DEMO_PRETRAINING["batch_size"]),
         "--learning-rate", str(DEMO_PRETRAINING["learning_rate"]),
-        "--size", DEMO_MODEL["size"],
-        "--num-layers", str(args.num_layers),
-        "--hidden-dim", str(args.hidden_dim),
-        "--num-heads", str(max(1, args.hidden_dim // 64)),
-        "--embedding-dim", str(args.hidden_dim),
-        "--intermediate-dim", str(4 * args.hidden_dim),
+        "--size", "small",
+        *(
+            item
+            for name, value in dimensions.items()
+            for item in ("--" + name.replace("_", "-"), str(value))
+        ),
         "--temperature", str(args.temperature),
         "--checkpoint-every", "500",
         "--jit-compile", DEMO_PRETRAINING["jit_compile"],
@@ -218,31 +178,33 @@ def main(argv=None):
     if args.bf16:
         pretrain_argv.append("--bf16")
     pretrain_start = time.time()
-    preset = pretrain.main(pretrain_argv)
+    subprocess.run([sys.executable, PRETRAIN_RECIPE, *pretrain_argv], check=True)
+    preset = os.path.join(pretrain_dir, "preset")
     pretrain_seconds = time.time() - pretrain_start
-    keras.config.set_dtype_policy("float32")
 
     scores = {}
-    for step, (name, extra) in enumerate(
-        (("electra", []), ("from_scratch", ["--from-scratch"])), start=3
-    ):
+    splits = {name: reviews[name] for name in ("train", "dev", "test")}
+    for step, name in enumerate(("electra", "from_scratch"), start=3):
         print(f"== {step}/5 Fine-tuning: {name.replace('_', ' ')}")
-        scores[name] = finetune.main(
-            [
-                "--preset", preset,
-                "--task", "movie_reviews",
-                "--max-sequence-length", str(DEMO_FINETUNING["max_sequence_length"]),
-                "--learning-rate", str(DEMO_FINETUNING["learning_rate"]),
-                "--layer-decay", str(DEMO_FINETUNING["layer_decay"]),
-                "--pooling", DEMO_FINETUNING["pooling"],
-                "--epochs", str(args.finetuning_epochs),
-                "--seed", str(args.seed),
-                "--output", os.path.join(args.output, f"finetune_{name}"),
-                "--jit-compile", DEMO_PRETRAINING["jit_compile"],
-                "--verbose", "2",
-                *extra,
-            ]
+        _, scores[name] = fine_tune_classifier(
+            preset,
+            splits,
+            2,
+            functools.partial(datasets.classification_metrics, ["accuracy"]),
+            task="movie_reviews",
+            from_scratch=name == "from_scratch",
+            learning_rate=DEMO_FINETUNING["learning_rate"],
+            layer_decay=DEMO_FINETUNING["layer_decay"],
+            epochs=args.finetuning_epochs,
+            max_sequence_length=DEMO_FINETUNING["max_sequence_length"],
+            pooling=DEMO_FINETUNING["pooling"],
+            jit_compile=DEMO_PRETRAINING["jit_compile"],
+            seed=args.seed,
+            verbose=2,
         )
+        path = os.path.join(args.output, f"finetune_{name}", "scores.json")
+        write_json(path, scores[name])
+        print(f"Scores written to {path}")
 
     print("== 5/5 Frozen encoders: a linear classifier on the mean token vector")
     preprocessor = keras_electra.ElectraTextClassifierPreprocessor.from_preset(

@@ -21,22 +21,20 @@ labels, test are printed and written to `<output>/scores.json`.
 """
 
 import argparse
+import functools
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-import keras_electra  # noqa: E402
 from keras_electra import data as datasets  # noqa: E402
-from outputs import write_json  # noqa: E402
-
-HYPERPARAMETERS = keras_electra.FINETUNING_HYPERPARAMETERS
-JIT_COMPILE = {"auto": "auto", "true": True, "false": False}
+from keras_electra.training.finetuning import fine_tune_classifier  # noqa: E402
+from keras_electra.training.finetuning import subset  # noqa: E402
+from keras_electra.training.optimizers import FINETUNING_HYPERPARAMETERS  # noqa: E402
+from keras_electra.utils.file_io import write_json  # noqa: E402
 
 
 def build_parser():
@@ -125,13 +123,13 @@ def build_parser():
     training.add_argument(
         "--batch-size",
         type=int,
-        default=HYPERPARAMETERS["batch_size"],
+        default=FINETUNING_HYPERPARAMETERS["batch_size"],
         help="Examples per step.",
     )
     training.add_argument(
         "--warmup-fraction",
         type=float,
-        default=HYPERPARAMETERS["warmup_fraction"],
+        default=FINETUNING_HYPERPARAMETERS["warmup_fraction"],
         help="Share of the steps spent warming the learning rate up.",
     )
     training.add_argument(
@@ -243,160 +241,41 @@ def load_task(args):
     return splits, num_classes, metrics
 
 
-def reinitialize_top_layers(backbone, count):
-    """Give the top `count` transformer layers fresh random weights."""
-    layers = backbone.transformer_layers
-    if not 0 < count <= len(layers):
-        raise ValueError(
-            f"--reinitialize-layers must be in [1, {len(layers)}]; got {count}."
-        )
-    fresh = type(backbone).from_config(backbone.get_config())
-    for layer, new in zip(layers[-count:], fresh.transformer_layers[-count:]):
-        layer.set_weights(new.get_weights())
-
-
-def subset(split, size):
-    """`size` examples of a split, chosen at random (seed 0), in order."""
-    count = len(split["labels"])
-    keep = np.sort(np.random.default_rng(0).permutation(count)[:size])
-    return {
-        name: np.asarray(values)[keep]
-        if isinstance(values, np.ndarray)
-        else [values[i] for i in keep]
-        for name, values in split.items()
-    }
-
-
-def text_features(texts):
-    """Strings, or a tuple of two string lists for sentence pairs."""
-    if texts and isinstance(texts[0], (tuple, list)):
-        first, second = zip(*texts)
-        return (list(first), list(second))
-    return list(texts)
-
-
-def make_dataset(preprocessor, split, batch_size, shuffle_seed=None):
-    features = text_features(split["texts"])
-    dataset = tf.data.Dataset.from_tensor_slices((features, split["labels"]))
-    if shuffle_seed is not None:
-        dataset = dataset.shuffle(
-            len(split["labels"]), seed=shuffle_seed, reshuffle_each_iteration=True
-        )
-    return (
-        dataset.batch(batch_size)
-        .map(preprocessor, num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
-    )
-
-
-def size_of(backbone):
-    if backbone.hidden_dim <= 256:
-        return "small"
-    return "base" if backbone.hidden_dim <= 768 else "large"
-
-
-def evaluate(classifier, dataset, labels, metrics):
-    logits = classifier.predict(dataset, verbose=0)
-    predictions = logits[:, 0] if logits.shape[-1] == 1 else logits
-    return datasets.classification_metrics(metrics, labels, predictions)
-
-
 def main(argv=None):
     args = parse_args(argv)
-    keras.utils.set_random_seed(args.seed)
     if args.bf16:
         keras.config.set_dtype_policy("mixed_bfloat16")
     splits, num_classes, metrics = load_task(args)
     if args.max_train_examples:
         splits["train"] = subset(splits["train"], args.max_train_examples)
-    epochs = args.epochs or HYPERPARAMETERS["epochs"].get(
-        args.task, HYPERPARAMETERS["epochs"]["default"]
-    )
-
-    preprocessor = keras_electra.ElectraTextClassifierPreprocessor.from_preset(
-        args.preset, sequence_length=args.max_sequence_length
-    )
-    classifier = keras_electra.ElectraTextClassifier.from_preset(
+    classifier, scores = fine_tune_classifier(
         args.preset,
-        num_classes=num_classes,
+        splits,
+        num_classes,
+        functools.partial(datasets.classification_metrics, metrics),
+        task=args.task or args.train_file,
+        from_scratch=args.from_scratch,
+        size=args.size,
+        learning_rate=args.learning_rate,
+        layer_decay=args.layer_decay,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        warmup_fraction=args.warmup_fraction,
+        max_sequence_length=args.max_sequence_length,
+        reinitialize_layers=args.reinitialize_layers,
         head=args.head,
         pooling=args.pooling,
-        load_weights=not args.from_scratch,
-        preprocessor=None,
+        jit_compile=args.jit_compile,
+        seed=args.seed,
+        verbose=args.verbose,
     )
-    if args.reinitialize_layers and not args.from_scratch:
-        reinitialize_top_layers(classifier.backbone, args.reinitialize_layers)
-    size = args.size or size_of(classifier.backbone)
-    learning_rate = args.learning_rate or HYPERPARAMETERS["learning_rate"][size]
-    layer_decay = args.layer_decay or HYPERPARAMETERS["layer_decay"][size]
-    steps_per_epoch = -(-len(splits["train"]["labels"]) // args.batch_size)
-    classifier.compile(
-        optimizer=keras_electra.electra_finetuning_optimizer(
-            classifier,
-            learning_rate=learning_rate,
-            total_steps=epochs * steps_per_epoch,
-            layer_decay=layer_decay,
-            warmup_fraction=args.warmup_fraction,
-        ),
-        jit_compile=JIT_COMPILE[args.jit_compile],
-    )
-    print(
-        f"Fine-tuning {'a randomly initialised copy of ' if args.from_scratch else ''}"
-        f"{args.preset} ({classifier.backbone.count_params():,} parameters) on "
-        f"{args.task or args.train_file}: {len(splits['train']['labels']):,} "
-        f"training examples, {epochs} epochs, learning rate {learning_rate:g}, "
-        f"layer decay {layer_decay:g}, backend {keras.config.backend()}.",
-        flush=True,
-    )
-    train = make_dataset(
-        preprocessor, splits["train"], args.batch_size, shuffle_seed=args.seed
-    )
-    evaluation = {
-        name: make_dataset(preprocessor, split, 128)
-        for name, split in splits.items()
-        if name != "train"
-    }
-    history = []
-    start = time.time()
-    for epoch in range(epochs):
-        classifier.fit(train, epochs=1, verbose=args.verbose)
-        dev = evaluate(classifier, evaluation["dev"], splits["dev"]["labels"], metrics)
-        history.append({"epoch": epoch + 1, "dev": dev})
-        print(f"epoch {epoch + 1}/{epochs} dev {format_scores(dev)}", flush=True)
-    scores = {
-        "preset": args.preset,
-        "from_scratch": args.from_scratch,
-        "task": args.task or args.train_file,
-        "backend": keras.config.backend(),
-        "epochs": epochs,
-        "learning_rate": learning_rate,
-        "layer_decay": layer_decay,
-        "pooling": args.pooling,
-        "reinitialized_layers": 0 if args.from_scratch else args.reinitialize_layers,
-        "seed": args.seed,
-        "train_examples": len(splits["train"]["labels"]),
-        "seconds": round(time.time() - start, 1),
-        "history": history,
-        "dev": history[-1]["dev"],
-    }
-    test = splits.get("test")
-    if test is not None and np.all(np.asarray(test["labels"]) >= 0):
-        scores["test"] = evaluate(
-            classifier, evaluation["test"], test["labels"], metrics
-        )
-        print(f"test {format_scores(scores['test'])}", flush=True)
     if args.output:
         os.makedirs(args.output, exist_ok=True)
         write_json(os.path.join(args.output, "scores.json"), scores)
         if args.save_model:
-            classifier.preprocessor = preprocessor
             classifier.save_to_preset(os.path.join(args.output, "classifier"))
         print(f"Scores written to {os.path.join(args.output, 'scores.json')}")
     return scores
-
-
-def format_scores(scores):
-    return ", ".join(f"{name} {value:.4f}" for name, value in scores.items())
 
 
 if __name__ == "__main__":

@@ -44,15 +44,16 @@ import keras  # noqa: E402
 
 import keras_electra  # noqa: E402
 from keras_electra import data as datasets  # noqa: E402
+from keras_electra import pretraining as pretraining_data  # noqa: E402
 from keras_electra.pretraining import pretrainer as electra_pretrainer  # noqa: E402
+from keras_electra.pretraining.preparation import prepare_examples  # noqa: E402
+from keras_electra.pretraining.preparation import prepare_vocabulary  # noqa: E402
+from keras_electra.training import runs  # noqa: E402
 from keras_electra.training.distribution import distribution_scope  # noqa: E402
 from keras_electra.training.distribution import supported_kinds  # noqa: E402
-from keras_electra import pretraining as pretraining_data  # noqa: E402
-from outputs import write_json  # noqa: E402
+from keras_electra.training.optimizers import pretraining_optimizer  # noqa: E402
+from keras_electra.utils.file_io import write_json  # noqa: E402
 
-SIZES = ("tiny", "small", "base", "large")
-# Table 6 of the paper (tiny is ours, trained like small).
-LEARNING_RATE = {"tiny": 5e-4, "small": 5e-4, "base": 2e-4, "large": 2e-4}
 BACKBONE_FLAGS = {
     "num_layers": "Transformer layers.",
     "num_heads": "Attention heads.",
@@ -121,7 +122,7 @@ def build_parser():
     model = parser.add_argument_group("model")
     model.add_argument(
         "--size",
-        choices=SIZES,
+        choices=runs.SIZES,
         default="small",
         help="Built-in size to start from (random weights).",
     )
@@ -302,30 +303,6 @@ def parse_args(argv=None):
     return args
 
 
-def prepare_vocabulary(args, corpus):
-    path = os.path.join(args.output, "vocab.txt")
-    if not os.path.exists(path):
-        if args.vocabulary:
-            vocabulary = pretraining_data.load_vocabulary(args.vocabulary)
-            partial = path + ".partial"
-            with open(partial, "w", encoding="utf-8") as file:
-                file.write("\n".join(vocabulary) + "\n")
-            os.replace(partial, path)
-        else:
-            print(f"Training a {args.vocabulary_size:,}-token vocabulary...")
-            pretraining_data.train_vocabulary(
-                sorted(set(corpus)),
-                args.vocabulary_size,
-                lowercase=not args.cased,
-                output_path=path,
-                errors=args.on_bad_file,
-            )
-    return keras_electra.ElectraTokenizer(
-        vocabulary=pretraining_data.load_vocabulary(path),
-        lowercase=not args.cased,
-    )
-
-
 def build_pretrainer(args, tokenizer):
     if args.transformers_discriminator:
         return keras_electra.pretrainer_from_transformers(
@@ -361,43 +338,24 @@ def build_pretrainer(args, tokenizer):
 
 
 def compile_pretrainer(pretrainer, args, total_steps):
-    learning_rate = args.learning_rate or LEARNING_RATE[args.size]
-    schedule = keras_electra.WarmupLinearDecay(
-        learning_rate,
-        total_steps=total_steps,
-        warmup_steps=min(args.warmup_steps, total_steps // 10),
-    )
     pretrainer.compile(
-        optimizer=keras_electra.electra_adamw(
-            schedule,
+        optimizer=pretraining_optimizer(
+            args.learning_rate or runs.PRETRAINING_LEARNING_RATES[args.size],
+            total_steps=total_steps,
+            warmup_steps=args.warmup_steps,
             weight_decay=args.weight_decay,
-            global_clipnorm=args.clip_norm,
+            clip_norm=args.clip_norm,
         ),
-        jit_compile={"auto": "auto", "true": True, "false": False}[
-            args.jit_compile
-        ],
+        jit_compile=runs.jit_compile_option(args.jit_compile),
     )
 
 
-def seconds_per_step(args, tokenizer, dataset, steps=10, warmup_steps=3):
-    """Times `steps` steps (after compiling) of a throw-away model copy."""
+def seconds_per_step(args, tokenizer, dataset):
+    """Times a few steps (after compiling) of a throw-away model copy."""
     keras.utils.set_random_seed(args.seed)
     probe = build_pretrainer(args, tokenizer)
     compile_pretrainer(probe, args, total_steps=1000)
-    times = []
-
-    class Clock(keras.callbacks.Callback):
-        def on_train_batch_end(self, batch, logs=None):
-            float(logs["loss"])  # waits for the step (JAX runs ahead)
-            times.append(time.perf_counter())
-
-    probe.fit(
-        dataset,
-        steps_per_epoch=warmup_steps + steps,
-        callbacks=[Clock()],
-        verbose=0,
-    )
-    return (times[-1] - times[warmup_steps - 1]) / steps
+    return runs.seconds_per_step(probe, dataset)
 
 
 def run_settings(args, tokenizer, dataset, dist):
@@ -410,7 +368,7 @@ def run_settings(args, tokenizer, dataset, dist):
     if args.minutes is not None:
         print("Timing a few steps to fit the schedule to the time budget...")
         step_time = seconds_per_step(args, tokenizer, dataset)
-        steps = max(interval, int(args.minutes * 60 / step_time))
+        steps = runs.steps_in_budget(args.minutes, step_time, minimum=interval)
         print(f"{step_time * 1000:.0f} ms per step: {steps:,} steps.")
     else:
         steps = args.steps
@@ -497,12 +455,9 @@ def pretrain(args, dist):
     dist.prepare(pretrainer)
 
     checkpoints = os.path.join(args.output, "checkpoints")
-    latest = keras_electra.latest_checkpoint(checkpoints)
-    initial_epoch, position = 0, 0
-    if latest:
-        state = keras_electra.restore_checkpoint(pretrainer, latest)
-        initial_epoch, position = state["initial_epoch"], state["data_position"]
-        print(f"Resuming from {latest} (step {state['step']:,}).")
+    state = runs.resume_or_start(pretrainer, checkpoints)
+    if state["checkpoint"]:
+        print(f"Resuming from {state['checkpoint']} (step {state['step']:,}).")
     print(
         f"Pre-training {pretrainer.backbone.count_params():,}"
         f"-parameter encoder ({args.objective}) for {total_steps:,} steps of "
@@ -524,8 +479,8 @@ def pretrain(args, dist):
         ]
     start = time.time()
     pretrainer.fit(
-        dataset.skip(position),
-        initial_epoch=initial_epoch,
+        dataset.skip(state["data_position"]),
+        initial_epoch=state["initial_epoch"],
         epochs=total_steps // steps_per_epoch,
         steps_per_epoch=steps_per_epoch,
         callbacks=callbacks,
@@ -549,19 +504,22 @@ def prepare_data(args, corpus, examples_dir):
             args.preset or args.transformers_discriminator
         )
     else:
-        tokenizer = prepare_vocabulary(args, corpus)
-    if not os.path.exists(
-        os.path.join(examples_dir, pretraining_data.METADATA_FILE)
-    ):
-        print(f"Packing examples from {len(corpus)} file(s)...")
-        pretraining_data.write_pretraining_shards(
+        tokenizer = prepare_vocabulary(
             corpus,
-            tokenizer,
-            examples_dir,
-            max_sequence_length=args.max_sequence_length,
-            seed=args.seed,
+            os.path.join(args.output, "vocab.txt"),
+            vocabulary=args.vocabulary,
+            vocabulary_size=args.vocabulary_size,
+            lowercase=not args.cased,
             errors=args.on_bad_file,
         )
+    prepare_examples(
+        corpus,
+        tokenizer,
+        examples_dir,
+        max_sequence_length=args.max_sequence_length,
+        seed=args.seed,
+        errors=args.on_bad_file,
+    )
     return tokenizer
 
 

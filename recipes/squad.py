@@ -29,12 +29,10 @@ import numpy as np  # noqa: E402
 import keras_electra  # noqa: E402
 from keras_electra import data as datasets  # noqa: E402
 from keras_electra.data import squad  # noqa: E402
-
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from finetune import HYPERPARAMETERS  # noqa: E402
-from finetune import JIT_COMPILE  # noqa: E402
-from finetune import size_of  # noqa: E402
-from outputs import write_json  # noqa: E402
+from keras_electra.training.finetuning import size_of  # noqa: E402
+from keras_electra.training.optimizers import FINETUNING_HYPERPARAMETERS  # noqa: E402
+from keras_electra.training.runs import jit_compile_option  # noqa: E402
+from keras_electra.utils.file_io import write_json  # noqa: E402
 
 
 def build_parser():
@@ -119,13 +117,13 @@ def build_parser():
     parser.add_argument(
         "--epochs",
         type=int,
-        default=HYPERPARAMETERS["epochs"]["squad"],
+        default=FINETUNING_HYPERPARAMETERS["epochs"]["squad"],
         help="Passes over the training windows.",
     )
     parser.add_argument(
         "--batch-size",
         type=int,
-        default=HYPERPARAMETERS["batch_size"],
+        default=FINETUNING_HYPERPARAMETERS["batch_size"],
         help="Windows per step.",
     )
     parser.add_argument(
@@ -200,8 +198,9 @@ def main(argv=None):
 
     answerer = keras_electra.ElectraQuestionAnswerer.from_preset(args.preset)
     size = size_of(answerer.backbone)
-    learning_rate = args.learning_rate or HYPERPARAMETERS["learning_rate"][size]
-    layer_decay = args.layer_decay or HYPERPARAMETERS["layer_decay"][size]
+    hyperparameters = FINETUNING_HYPERPARAMETERS
+    learning_rate = args.learning_rate or hyperparameters["learning_rate"][size]
+    layer_decay = args.layer_decay or hyperparameters["layer_decay"][size]
     steps_per_epoch = -(-len(train_windows) // args.batch_size)
     answerer.compile(
         optimizer=keras_electra.electra_finetuning_optimizer(
@@ -210,7 +209,7 @@ def main(argv=None):
             total_steps=args.epochs * steps_per_epoch,
             layer_decay=layer_decay,
         ),
-        jit_compile=JIT_COMPILE[args.jit_compile],
+        jit_compile=jit_compile_option(args.jit_compile),
     )
     print(
         f"SQuAD {args.version}: {len(train_questions):,} training questions "

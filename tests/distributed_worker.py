@@ -31,9 +31,6 @@ import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 STEPS = 3
 HALF = 4  # Rows per replica.
 GLOBAL_BATCH = 2 * HALF

@@ -18,7 +18,6 @@ import io
 import json
 import os
 import shutil
-import sys
 import tarfile
 
 import keras
@@ -34,10 +33,9 @@ from conftest import tiny_pretrainer
 from keras_electra import data as datasets
 from keras_electra import pretraining as pretraining_data
 
-RECIPES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "recipes")
-sys.path.insert(0, RECIPES)
+from scripts import load_script
 
-import pretrain  # noqa: E402
+pretrain = load_script("recipes/pretrain.py")
 
 WORDS = "the a cat dog sat ran on mat house big".split()
 VOCABULARY = pretraining_data.SPECIAL_TOKENS + WORDS + ["."]

@@ -6,18 +6,16 @@ are replaced by small local fixtures)."""
 import json
 import os
 import random
-import sys
 
 import numpy as np
 import pytest
 
 from conftest import random_sentences
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-sys.path.insert(0, os.path.join(ROOT, "recipes"))
+from keras_electra.training import runs
+from scripts import load_script
 
-import electra_vs_mlm  # noqa: E402
+electra_vs_mlm = load_script("benchmarks/electra_vs_mlm.py")
 
 WORDS = "the a cat dog sat ran on mat house big small red blue green".split()
 
@@ -50,9 +48,7 @@ def finished_run(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(datasets, "demo_corpus", lambda: [str(corpus)])
         patch.setattr(datasets, "movie_reviews", lambda seed: reviews)
-        patch.setattr(electra_vs_mlm.demo, "DEMO_FINETUNING", {
-            **electra_vs_mlm.demo.DEMO_FINETUNING, "max_sequence_length": 16,
-        })
+        patch.setitem(runs.DEMO_FINETUNING, "max_sequence_length", 16)
         yield tmp_path, run(tmp_path)
 
 

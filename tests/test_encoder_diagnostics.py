@@ -5,7 +5,6 @@ bad paths are refused (no network: the reviews are a local fixture)."""
 import json
 import os
 import random
-import sys
 
 import numpy as np
 import pytest
@@ -15,10 +14,9 @@ from conftest import random_sentences
 import keras_electra
 from keras_electra import pretraining as pretraining_data
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+from scripts import load_script
 
-import encoder_diagnostics  # noqa: E402
+encoder_diagnostics = load_script("benchmarks/encoder_diagnostics.py")
 
 WORDS = "the a cat dog sat ran on mat good bad fine awful great dull".split()
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "."] + WORDS

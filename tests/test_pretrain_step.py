@@ -2,26 +2,26 @@
 settings, and refuses to be mixed with a preset."""
 
 import json
-import os
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import keras_electra
+from keras_electra.training import runs
+from scripts import load_script
 
-import pretrain_step  # noqa: E402
+pretrain_step = load_script("benchmarks/pretrain_step.py")
 
 
 def test_demo_times_the_demos_model(tmp_path, monkeypatch):
-    demo = pretrain_step.demo
     # A smaller stand-in for the demo's settings keeps the test quick; the
     # benchmark must read them, whatever they are.
-    monkeypatch.setattr(demo, "DEMO_MODEL", {**demo.DEMO_MODEL, "num_layers": 1})
-    monkeypatch.setattr(demo, "DEMO_PRETRAINING", {
-        **demo.DEMO_PRETRAINING, "vocabulary_size": 500,
-        "max_sequence_length": 16, "batch_size": 4,
-    })
+    monkeypatch.setitem(
+        keras_electra.presets[runs.DEMO_PRESET]["backbone"], "num_layers", 1
+    )
+    for name, value in {
+        "vocabulary_size": 500, "max_sequence_length": 16, "batch_size": 4,
+    }.items():
+        monkeypatch.setitem(runs.DEMO_PRETRAINING, name, value)
     output = tmp_path / "step.json"
     pretrain_step.main(
         ["--demo", "--steps", "2", "--warmup-steps", "1",

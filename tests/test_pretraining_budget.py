@@ -8,7 +8,6 @@ import json
 import math
 import os
 import random
-import sys
 import time
 from argparse import Namespace
 
@@ -18,10 +17,12 @@ import pytest
 
 from conftest import random_sentences
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+import keras_electra
+from keras_electra import data as datasets
+from keras_electra.training import runs
+from scripts import load_script
 
-import pretraining_budget as budget  # noqa: E402
+budget = load_script("benchmarks/pretraining_budget.py")
 
 WORDS = "the a cat dog sat ran on mat good bad fine awful great dull".split()
 
@@ -55,20 +56,26 @@ def shrunk_demo(tmp_path, monkeypatch):
         "train": split(24), "dev": split(8), "test": split(8),
         "unlabeled": ["A plot. It ends well."],
     }
-    demo = budget.demo
-    monkeypatch.setattr(demo.datasets, "demo_corpus", lambda: [str(corpus)])
-    monkeypatch.setattr(demo.datasets, "movie_reviews", lambda seed: reviews)
-    monkeypatch.setattr(demo, "DEMO_MODEL", {
-        "size": "small", "num_layers": 1, "hidden_dim": 16, "num_heads": 2,
-        "embedding_dim": 16, "intermediate_dim": 32,
-    })
-    monkeypatch.setattr(demo, "DEMO_PRETRAINING", {
-        **demo.DEMO_PRETRAINING, "vocabulary_size": 80,
-        "max_sequence_length": 24, "batch_size": 4, "in_domain_copies": 2,
-    })
-    monkeypatch.setattr(demo, "DEMO_FINETUNING", {
-        **demo.DEMO_FINETUNING, "max_sequence_length": 16, "epochs": 1,
-    })
+    monkeypatch.setattr(datasets, "demo_corpus", lambda: [str(corpus)])
+    monkeypatch.setattr(datasets, "movie_reviews", lambda seed: reviews)
+    monkeypatch.setitem(
+        keras_electra.presets, runs.DEMO_PRESET,
+        {
+            **keras_electra.presets[runs.DEMO_PRESET],
+            "backbone": {
+                **keras_electra.presets[runs.DEMO_PRESET]["backbone"],
+                "num_layers": 1, "hidden_dim": 16, "num_heads": 2,
+                "embedding_dim": 16, "intermediate_dim": 32,
+            },
+        },
+    )
+    for name, value in {
+        "vocabulary_size": 80, "max_sequence_length": 24, "batch_size": 4,
+        "in_domain_copies": 2,
+    }.items():
+        monkeypatch.setitem(runs.DEMO_PRETRAINING, name, value)
+    monkeypatch.setitem(runs.DEMO_FINETUNING, "max_sequence_length", 16)
+    monkeypatch.setitem(runs.DEMO_FINETUNING, "epochs", 1)
     data = tmp_path / "budget.npz"
     budget.main(
         ["prepare", "--data", str(data), "--work-dir", str(tmp_path / "work")]
@@ -150,7 +157,7 @@ def test_snapshots_at_or_past_each_target_and_at_the_deadline(
     small_demo, tmp_path
 ):
     data = budget.load_data(small_demo)
-    batch_size = budget.demo.DEMO_PRETRAINING["batch_size"]
+    batch_size = runs.DEMO_PRETRAINING["batch_size"]
     inputs = {
         name: np.resize(values, (15 * batch_size, values.shape[1]))
         for name, values in budget.pretraining_inputs(data, None).items()

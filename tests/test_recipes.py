@@ -5,21 +5,20 @@ by small fixtures)."""
 import json
 import os
 import random
-import sys
 
 import numpy as np
 import pytest
 
 from conftest import random_sentences
+from keras_electra.training import finetuning
+from keras_electra.training import runs
+from keras_electra.utils import file_io
+from scripts import load_script
 
-RECIPES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "recipes")
-sys.path.insert(0, RECIPES)
-
-import demo  # noqa: E402
-import finetune  # noqa: E402
-import outputs  # noqa: E402
-import pretrain  # noqa: E402
-import squad  # noqa: E402
+demo = load_script("recipes/demo.py")
+finetune = load_script("recipes/finetune.py")
+pretrain = load_script("recipes/pretrain.py")
+squad = load_script("recipes/squad.py")
 
 WORDS = "the a cat dog sat ran on mat house big small red blue green".split()
 # Tiny model flags shared by the runs below. The runs pass `--jit-compile
@@ -145,10 +144,10 @@ def write_classification_files(directory):
 
 def test_write_json_never_leaves_half_a_file(tmp_path):
     path = str(tmp_path / "scores.json")
-    outputs.write_json(path, {"accuracy": 0.5})
+    file_io.write_json(path, {"accuracy": 0.5})
     # Not JSON-serialisable: the dump fails part-way through.
     with pytest.raises(TypeError):
-        outputs.write_json(path, {"accuracy": 0.75, "model": object()})
+        file_io.write_json(path, {"accuracy": 0.75, "model": object()})
     assert json.load(open(path)) == {"accuracy": 0.5}
     assert os.listdir(tmp_path) == ["scores.json"]
 
@@ -180,24 +179,24 @@ def test_finetune_reinitializes_only_the_top_layers():
     )
     before = [w.copy() for w in backbone.get_weights()]
     paths = [w.path for w in backbone.weights]
-    finetune.reinitialize_top_layers(backbone, 1)
+    finetuning.reinitialize_top_layers(backbone, 1)
     for path, old, new in zip(paths, before, backbone.get_weights()):
         if path.startswith("transformer_layer_1/") and path.endswith("kernel"):
             assert not np.array_equal(old, new), path
         elif not path.startswith("transformer_layer_1/"):
             np.testing.assert_array_equal(old, new, err_msg=path)
     with pytest.raises(ValueError, match="reinitialize-layers"):
-        finetune.reinitialize_top_layers(backbone, 3)
+        finetuning.reinitialize_top_layers(backbone, 3)
 
 
 def test_finetune_max_train_examples_is_one_fixed_subset():
     split = {"texts": [f"text {i}" for i in range(20)],
              "labels": np.arange(20, dtype="int32")}
-    first = finetune.subset(split, 5)
+    first = finetuning.subset(split, 5)
     assert first["texts"] == [f"text {i}" for i in first["labels"]]
     assert list(first["labels"]) == sorted(first["labels"])  # file order
     assert len(set(first["labels"])) == 5
-    np.testing.assert_array_equal(finetune.subset(split, 5)["labels"],
+    np.testing.assert_array_equal(finetuning.subset(split, 5)["labels"],
                                   first["labels"])
 
 
@@ -241,15 +240,13 @@ def test_demo_end_to_end_on_fixtures(corpus, tmp_path, monkeypatch):
         "unlabeled": ["A plot. It ends well."],
     }
     monkeypatch.setattr(demo.datasets, "demo_corpus", lambda: [corpus])
-    monkeypatch.setattr(finetune.datasets, "movie_reviews", lambda seed: reviews)
     monkeypatch.setattr(demo.datasets, "movie_reviews", lambda seed: reviews)
-    monkeypatch.setattr(demo, "DEMO_PRETRAINING", {
-        **demo.DEMO_PRETRAINING, "vocabulary_size": 80,
-        "max_sequence_length": 24, "batch_size": 4, "jit_compile": "auto",
-    })
-    monkeypatch.setattr(demo, "DEMO_FINETUNING", {
-        **demo.DEMO_FINETUNING, "max_sequence_length": 16,
-    })
+    for name, value in {
+        "vocabulary_size": 80, "max_sequence_length": 24, "batch_size": 4,
+        "jit_compile": "auto",
+    }.items():
+        monkeypatch.setitem(runs.DEMO_PRETRAINING, name, value)
+    monkeypatch.setitem(runs.DEMO_FINETUNING, "max_sequence_length", 16)
     summary = demo.main(
         ["--steps", "2", "--num-layers", "1", "--hidden-dim", "16",
          "--finetuning-epochs", "1", "--output", str(tmp_path)]

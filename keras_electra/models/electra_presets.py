@@ -19,6 +19,21 @@ PRESETS = {
         },
         "pretrainer": {"generator_size": 0.5, "mask_rate": 0.15},
     },
+    "electra_demo": {
+        "description": "The demo's model: 2 layers, 128 hidden, 2 heads, "
+        "64 tokens (ELECTRA-Small is 12 x 256, 512 tokens); the generator "
+        "at 1/4 width, as in the paper.",
+        "backbone": {
+            "vocab_size": 8000,
+            "num_layers": 2,
+            "num_heads": 2,
+            "hidden_dim": 128,
+            "embedding_dim": 128,
+            "intermediate_dim": 512,
+            "max_sequence_length": 64,
+        },
+        "pretrainer": {"generator_size": 0.25, "mask_rate": 0.15},
+    },
     "electra_small": {
         "description": "ELECTRA-Small: 12 layers, 256 hidden, 4 heads.",
         "backbone": {

@@ -1,0 +1,293 @@
+"""A training run's settings and plumbing, shared by the recipes and the
+benchmarks.
+
+- `PRETRAINING_LEARNING_RATES`, `SIZES`: the paper's pre-training learning
+  rate per built-in size (Table 6).
+- `DEMO_PRESET`, `DEMO_PRETRAINING`, `DEMO_FINETUNING`: the demo's model (a
+  built-in preset) and its other settings, as plain data.
+- `jit_compile_option(choice)`: a `--jit-compile` choice as `compile()`
+  takes it.
+- `encoder_dimensions(num_layers, hidden_dim)`: an encoder's sizes scaled
+  from its width, as the demo scales its model.
+- `resume_or_start(model, checkpoint_dir)`: restore the newest complete
+  checkpoint, or start from step 0.
+- `StepClock`, `seconds_per_step(model, dataset)`,
+  `steps_in_budget(minutes, seconds_per_step)`: the time budget.
+- `backend_version()`: the version of the Keras backend's framework, for
+  result files.
+"""
+
+import importlib
+import time
+
+import keras
+
+from keras_electra.training import checkpoints
+
+# Built-in sizes of `recipes/pretrain.py` (tiny is ours, trained like small).
+SIZES = ("tiny", "small", "base", "large")
+# Peak pre-training learning rate per size (Table 6 of the paper).
+PRETRAINING_LEARNING_RATES = {
+    "tiny": 5e-4,
+    "small": 5e-4,
+    "base": 2e-4,
+    "large": 2e-4,
+}
+JIT_COMPILE = {"auto": "auto", "true": True, "false": False}
+
+# The demo's model: 2 layers x 128 (ELECTRA-Small is 12 x 256), with the
+# generator at 1/4 width as in the paper. Small and short (64 tokens) so that
+# 2 CPU cores run about 14,000 steps in the budget. See README "What the demo
+# shows".
+DEMO_PRESET = "electra_demo"
+DEMO_PRETRAINING = {
+    "vocabulary_size": 8000,
+    "max_sequence_length": 64,
+    "batch_size": 32,
+    "learning_rate": 1e-3,
+    "in_domain_copies": 10,
+    # The paper samples at 1; a model this small never learns to spot those
+    # samples within the budget, and learns at once at 3 (benchmarks/RESULTS.md,
+    # "Why pre-training does not pay off at demo scale").
+    "temperature": 3.0,
+    "jit_compile": "auto",
+}
+# Identical for both of the demo's classifiers. Mean pooling: short
+# pre-training never trains [CLS] (README, "What the demo shows"); no
+# layer-wise decay, which would only slow the randomly initialised baseline
+# down.
+DEMO_FINETUNING = {
+    "max_sequence_length": 64,
+    "learning_rate": 3e-4,
+    "layer_decay": 1.0,
+    "pooling": "mean",
+    "epochs": 3,
+}
+
+
+def jit_compile_option(choice):
+    """The `jit_compile` argument of `compile()` for a `--jit-compile` choice.
+
+    Args:
+        choice: `"auto"`, `"true"` or `"false"`.
+
+    Returns:
+        `"auto"`, `True` or `False`.
+
+    Example:
+    ```python
+    from keras_electra.training.runs import jit_compile_option
+
+    jit_compile_option("true")  # True
+    ```
+    """
+    if choice not in JIT_COMPILE:
+        raise ValueError(
+            f"`choice` must be one of {sorted(JIT_COMPILE)}; got {choice!r}."
+        )
+    return JIT_COMPILE[choice]
+
+
+def encoder_dimensions(num_layers, hidden_dim):
+    """Encoder sizes scaled from the width: heads of 64 units (at least
+    one), embeddings as wide as the hidden size, feed-forward 4x.
+
+    Args:
+        num_layers: int. Transformer layers.
+        hidden_dim: int. Hidden size.
+
+    Returns:
+        A dict of `ElectraBackbone` arguments: `num_layers`, `hidden_dim`,
+        `num_heads`, `embedding_dim` and `intermediate_dim`.
+
+    Example:
+    ```python
+    from keras_electra.training.runs import encoder_dimensions
+
+    encoder_dimensions(2, 128)["num_heads"]  # 2
+    ```
+    """
+    for name, value in (("num_layers", num_layers), ("hidden_dim", hidden_dim)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(
+                f"`{name}` must be a positive integer; got {value!r}."
+            )
+    return {
+        "num_layers": num_layers,
+        "hidden_dim": hidden_dim,
+        "num_heads": max(1, hidden_dim // 64),
+        "embedding_dim": hidden_dim,
+        "intermediate_dim": 4 * hidden_dim,
+    }
+
+
+def resume_or_start(model, checkpoint_dir):
+    """Restore the newest complete checkpoint in `checkpoint_dir`, if any.
+
+    `model` must be built and compiled the way the checkpoint's run built it
+    (see `restore_checkpoint`). Without a checkpoint nothing changes and the
+    run starts at step 0.
+
+    Args:
+        model: the compiled `keras.Model` to restore into.
+        checkpoint_dir: str. The folder `PretrainingCheckpoint` writes; it
+            need not exist.
+
+    Returns:
+        A dict: `checkpoint` (the restored checkpoint's path, or `None`),
+        `step`, `initial_epoch` and `data_position` (batches of the data
+        already consumed), for `fit(dataset.skip(data_position),
+        initial_epoch=initial_epoch, ...)`.
+
+    Example:
+    ```python
+    import tempfile
+
+    import keras_electra
+    from keras_electra.training.runs import resume_or_start
+
+    pretrainer = keras_electra.ElectraPretrainer.from_preset(
+        "electra_tiny", vocab_size=200
+    )
+    pretrainer.compile()
+    resume_or_start(pretrainer, tempfile.mkdtemp())["step"]  # 0: a new run
+    ```
+    """
+    latest = checkpoints.latest_checkpoint(checkpoint_dir)
+    if latest is None:
+        return {
+            "checkpoint": None,
+            "step": 0,
+            "initial_epoch": 0,
+            "data_position": 0,
+        }
+    state = checkpoints.restore_checkpoint(model, latest)
+    return {
+        "checkpoint": latest,
+        "step": state["step"],
+        "initial_epoch": state["initial_epoch"],
+        "data_position": state["data_position"],
+    }
+
+
+class StepClock(keras.callbacks.Callback):
+    """Wall time at the end of train batches, the device synchronised first.
+
+    Reading the loss waits for the step to finish (JAX and TensorFlow
+    dispatch ahead of the host). `times` and `losses` get one entry per
+    timed batch; `train_begin` is the time `fit` started.
+
+    Args:
+        batches: the batch indices (within an epoch, as Keras numbers them)
+            to time; `None` times every batch.
+
+    Example:
+    ```python
+    import keras
+    import numpy as np
+
+    from keras_electra.training.runs import StepClock
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    clock = StepClock()
+    model.fit(np.ones((8, 2)), np.ones((8, 1)), batch_size=2, verbose=0,
+              callbacks=[clock])
+    len(clock.times)  # 4
+    ```
+    """
+
+    def __init__(self, batches=None):
+        super().__init__()
+        self.batches = None if batches is None else set(batches)
+        self.times = []
+        self.losses = []
+        self.train_begin = None
+
+    def on_train_begin(self, logs=None):
+        self.train_begin = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.batches is not None and batch not in self.batches:
+            return
+        self.losses.append(float(keras.ops.convert_to_numpy(logs["loss"])))
+        self.times.append(time.perf_counter())
+
+
+def seconds_per_step(model, dataset, steps=10, warmup_steps=3):
+    """Mean seconds of a train step of the compiled `model` on `dataset`.
+
+    Runs `warmup_steps + steps` steps (so train a throw-away copy) and times
+    the last `steps` of them: compilation happens in the warmup steps.
+
+    Args:
+        model: a compiled `keras.Model`.
+        dataset: its training data, with at least `warmup_steps + steps`
+            batches (a repeating `tf.data.Dataset`, for example).
+        steps: int. Steps timed.
+        warmup_steps: int. Steps run first, untimed.
+
+    Returns:
+        float.
+
+    Example:
+    ```python
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from keras_electra.training.runs import seconds_per_step
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    data = tf.data.Dataset.from_tensors((np.ones((2, 2)), np.ones((2, 1))))
+    seconds_per_step(model, data.repeat(), steps=2, warmup_steps=1) > 0  # True
+    ```
+    """
+    if steps < 1 or warmup_steps < 1:
+        raise ValueError(
+            f"`steps` and `warmup_steps` must be at least 1; got {steps} and "
+            f"{warmup_steps}."
+        )
+    clock = StepClock()
+    model.fit(
+        dataset,
+        steps_per_epoch=warmup_steps + steps,
+        callbacks=[clock],
+        verbose=0,
+    )
+    return (clock.times[-1] - clock.times[warmup_steps - 1]) / steps
+
+
+def steps_in_budget(minutes, seconds_per_step, minimum=1):
+    """How many steps of `seconds_per_step` fit in `minutes` (at least
+    `minimum`).
+
+    Example:
+    ```python
+    from keras_electra.training.runs import steps_in_budget
+
+    steps_in_budget(5, 0.25)  # 1200
+    ```
+    """
+    if minutes <= 0 or seconds_per_step <= 0:
+        raise ValueError(
+            f"`minutes` and `seconds_per_step` must be positive; got "
+            f"{minutes} and {seconds_per_step}."
+        )
+    return max(minimum, int(minutes * 60 / seconds_per_step))
+
+
+def backend_version():
+    """The version of the framework under the Keras backend (TensorFlow, JAX
+    or PyTorch).
+
+    Example:
+    ```python
+    from keras_electra.training.runs import backend_version
+
+    backend_version()  # e.g. '2.19.0' on TensorFlow
+    ```
+    """
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+    return importlib.import_module(module[keras.config.backend()]).__version__
