@@ -39,7 +39,6 @@ keras_electra):
 
 import contextlib
 import inspect
-import json
 import math
 import os
 import warnings
@@ -55,6 +54,7 @@ from keras_electra.models.electra_generator import ElectraGenerator
 from keras_electra.utils import preset_loading
 from keras_electra.utils.preset_loading import is_transformers_preset  # noqa: F401
 from keras_electra.utils.preset_loading import split_backbone_kwargs
+from keras_electra.utils.file_io import write_json
 from keras_electra.pretraining.pretrainer import ElectraPretrainer
 from keras_electra.models.electra_question_answerer import ElectraQuestionAnswerer
 from keras_electra.models.electra_text_classifier import ElectraTextClassifier
@@ -947,7 +947,7 @@ def export_to_transformers(model, directory, tokenizer=None):
             os.path.join(staging, SAFETENSORS_FILE),
             metadata={"format": "pt"},
         )
-        _write_json(os.path.join(staging, CONFIG_FILE), config)
+        write_json(os.path.join(staging, CONFIG_FILE), config)
         if vocabulary is not None:
             _write_tokenizer(staging, tokenizer, vocabulary, backbone)
 
@@ -956,12 +956,6 @@ def export_to_transformers(model, directory, tokenizer=None):
 
 def _numpy(variable):
     return keras.ops.convert_to_numpy(keras.ops.cast(variable, "float32"))
-
-
-def _write_json(path, data):
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2)
-        f.write("\n")
 
 
 def _write_tokenizer(directory, tokenizer, vocabulary, backbone):
@@ -973,4 +967,4 @@ def _write_tokenizer(directory, tokenizer, vocabulary, backbone):
     }
     if hasattr(tokenizer, "lowercase"):
         config["do_lower_case"] = bool(tokenizer.lowercase)
-    _write_json(os.path.join(directory, TOKENIZER_CONFIG_FILE), config)
+    write_json(os.path.join(directory, TOKENIZER_CONFIG_FILE), config)

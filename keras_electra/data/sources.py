@@ -17,11 +17,11 @@ import stat
 import subprocess
 import sys
 import tarfile
-import tempfile
 import warnings
 import zipfile
 
 from keras_electra.utils.file_io import sha256_of
+from keras_electra.utils.file_io import staging_directory
 
 # Pinned public data. `sha256` is checked before a file is used.
 SOURCES = {
@@ -312,8 +312,7 @@ def fetch_archive(source, cache_dir=None):
             stacklevel=2,
         )
         os.remove(destination)
-    os.makedirs(directory, exist_ok=True)
-    temporary = tempfile.mkdtemp(prefix=".download-", dir=directory)
+    temporary = staging_directory(directory, ".download-")
     try:
         path = _download(record, temporary, destination)
         actual = sha256_of(path)
@@ -325,6 +324,7 @@ def fetch_archive(source, cache_dir=None):
                 f"{record['version']}): expected {expected}, got {actual}. "
                 "The file was removed and not used."
             )
+        # A rename within the cache folder: the archive appears whole.
         os.replace(path, destination)
     finally:
         shutil.rmtree(temporary, ignore_errors=True)

@@ -15,13 +15,18 @@ from keras_electra.utils.keras_compat import gelu_approximate
 
 # Layers that make up the embedding block. A backbone that runs on another
 # backbone's embedding block (the ELECTRA generator) reuses exactly these.
-EMBEDDING_LAYER_NAMES = (
+SHARED_EMBEDDING_LAYER_NAMES = (
     "token_embedding",
     "position_embedding",
     "segment_embedding",
     "embeddings_add",
     "embeddings_layer_norm",
     "embeddings_dropout",
+)
+# All layers below the Transformer layers (depth 0 of layer-wise decay): the
+# embedding block and each backbone's own `embeddings_projection`.
+EMBEDDING_LAYER_NAMES = SHARED_EMBEDDING_LAYER_NAMES + (
+    "embeddings_projection",
 )
 
 
@@ -152,7 +157,7 @@ class ElectraBackbone(keras_hub.models.ElectraBackbone):
                 max_sequence_length=max_sequence_length,
                 num_segments=num_segments,
             )
-            for name in EMBEDDING_LAYER_NAMES:
+            for name in SHARED_EMBEDDING_LAYER_NAMES:
                 setattr(self, name, getattr(embedding_owner, name))
         if hidden_dim != embedding_dim:
             self.embeddings_projection = keras.layers.Dense(

@@ -12,10 +12,10 @@ import os
 import re
 import shutil
 import sys
-import tempfile
 import time
 import warnings
 
+import keras
 import numpy as np
 
 from keras_electra.pretraining.examples import ExampleBuilder
@@ -24,7 +24,9 @@ from keras_electra.pretraining.text_files import _check_errors_argument
 from keras_electra.pretraining.text_files import _resolve_text_files
 from keras_electra.pretraining.text_files import _sentence_stream
 from keras_electra.utils.checks import require_tensorflow
-from keras_electra.utils.file_io import write_text_atomically
+from keras_electra.utils.file_io import atomic_path
+from keras_electra.utils.file_io import staging_directory
+from keras_electra.utils.file_io import write_json
 
 try:
     import tensorflow as tf
@@ -99,7 +101,8 @@ def write_pretraining_shards(
             number of CPUs and of files. 1 works in this process.
         errors: `"strict"` or `"skip"`, for files that are not UTF-8 (see
             `read_documents`).
-        verbose: 0 for silence, 1 for a progress bar.
+        verbose: 0 for silence, 1 for a progress bar, 2 for one line at
+            the end (as `keras.utils.Progbar`).
 
     Returns:
         The paths of the shards, in order.
@@ -154,10 +157,9 @@ def write_pretraining_shards(
         SHARD_PATTERN.format(index=index, count=num_shards)
         for index in range(num_shards)
     ]
-    writer = _ShardWriter(output_dir, names)
     progress = _Progress(len(files), verbose)
     started = time.perf_counter()
-    try:
+    with _shard_writer(output_dir, names) as writer:
         if num_workers == 1:
             num_tokens = 0
             for index, path in enumerate(files):
@@ -186,11 +188,7 @@ def write_pretraining_shards(
         # fails earlier leaves an earlier dataset in the folder untouched.
         with contextlib.suppress(FileNotFoundError):
             os.remove(metadata_path)
-        paths = writer.commit()
-        progress.close(writer.num_examples, num_tokens)
-    except BaseException:
-        writer.abort()
-        raise
+    progress.close(writer.num_examples, num_tokens)
     _remove_stale_shards(output_dir, names)
     config = tokenizer.get_config()
     metadata = {
@@ -208,14 +206,14 @@ def write_pretraining_shards(
         "features": list(FEATURES),
         "seconds": round(time.perf_counter() - started, 3),
     }
-    write_text_atomically(metadata_path, json.dumps(metadata, indent=2) + "\n")
-    return paths
+    write_json(metadata_path, metadata)
+    return [os.path.join(output_dir, name) for name in names]
 
 
 def _write_in_workers(files, spec, seed, errors, num_workers, writer, progress):
     """Workers write each file's examples to a temporary TFRecord; this
     process copies them, in file order, round-robin into the shards."""
-    scratch = tempfile.mkdtemp(prefix=".pretrain-tmp-", dir=writer.directory)
+    scratch = staging_directory(writer.directory, ".pretrain-tmp-")
     tasks = [
         (index, path, _file_seed(seed, index), errors, scratch)
         for index, path in enumerate(files)
@@ -284,18 +282,30 @@ def _write_file_examples(task):
     return part, count, tokens, [str(warning.message) for warning in caught]
 
 
-class _ShardWriter:
-    """Round-robin writer over shards with temporary names until `commit`."""
-
-    def __init__(self, directory, names):
-        self.directory = directory
-        self.paths = [os.path.join(directory, name) for name in names]
-        suffix = f".{os.getpid()}.tmp"
-        self.temporary = [
-            os.path.join(directory, "." + name + suffix) for name in names
+@contextlib.contextmanager
+def _shard_writer(directory, names):
+    """A `_ShardWriter` over temporary files that become `directory/names`
+    together when the `with` block ends without error (else are removed)."""
+    with contextlib.ExitStack() as stack:
+        temporary = [
+            stack.enter_context(atomic_path(os.path.join(directory, name)))
+            for name in names
         ]
-        self.writers = [tf.io.TFRecordWriter(path) for path in self.temporary]
-        self.counts = [0] * len(names)
+        writer = _ShardWriter(directory, temporary)
+        try:
+            yield writer
+        finally:
+            # Before the renames (or removals) that the stack runs next.
+            writer.close()
+
+
+class _ShardWriter:
+    """Round-robin writer of records over TFRecord files."""
+
+    def __init__(self, directory, paths):
+        self.directory = directory
+        self.writers = [tf.io.TFRecordWriter(path) for path in paths]
+        self.counts = [0] * len(paths)
         self.num_examples = 0
 
     def write(self, record):
@@ -304,22 +314,9 @@ class _ShardWriter:
         self.counts[shard] += 1
         self.num_examples += 1
 
-    def _close(self):
+    def close(self):
         for writer in self.writers:
             writer.close()
-        self.writers = []
-
-    def commit(self):
-        self._close()
-        for temporary, path in zip(self.temporary, self.paths):
-            os.replace(temporary, path)
-        return list(self.paths)
-
-    def abort(self):
-        self._close()
-        for path in self.temporary:
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)
 
 
 def _remove_stale_shards(directory, names):
@@ -344,49 +341,40 @@ def _serialize(example):
 
 
 class _Progress:
-    """One line of progress: files, examples, tokens, tokens per second.
-
-    Rewritten in place about every second on a terminal; in a log, a new
-    line about every 30 seconds.
-    """
+    """A `keras.utils.Progbar` of the files done, with the examples, tokens
+    and tokens per second so far (`verbose` as the Progbar's)."""
 
     def __init__(self, num_files, verbose):
-        self.verbose = verbose
-        self.num_files = num_files
         self.files = 0
-        self.started = self.printed = time.perf_counter()
-        self.interactive = sys.stdout.isatty()
+        self.started = time.perf_counter()
+        # Updated at every example: redraw about every second on a
+        # terminal, and write a line only every 30 seconds to a log.
+        self.bar = keras.utils.Progbar(
+            num_files,
+            verbose=verbose,
+            interval=1 if sys.stdout.isatty() else 30,
+            stateful_metrics=("examples", "tokens", "tokens/s"),
+            unit_name="file",
+        )
 
     def example(self, num_examples, num_tokens):
-        if self.verbose:
-            self._show(num_examples, num_tokens, force=False)
+        self._update(num_examples, num_tokens, finalize=False)
 
     def file_done(self, num_examples, num_tokens):
         self.files += 1
-        if self.verbose:
-            self._show(num_examples, num_tokens, force=False)
+        self._update(num_examples, num_tokens, finalize=False)
 
     def close(self, num_examples, num_tokens):
-        if self.verbose:
-            self._show(num_examples, num_tokens, force=True)
-            if self.interactive:
-                print(flush=True)
+        self._update(num_examples, num_tokens, finalize=True)
 
-    def _show(self, num_examples, num_tokens, force):
-        now = time.perf_counter()
-        if not force and now - self.printed < (1 if self.interactive else 30):
-            return
-        self.printed = now
-        seconds = max(now - self.started, 1e-9)
-        line = (
-            f"{self.files}/{self.num_files} files, {num_examples:,} "
-            f"examples, {num_tokens:,} tokens, "
-            f"{num_tokens / seconds:,.0f} tokens/s, {seconds:,.0f} s"
-        )
-        if self.interactive:
-            print("\r" + line, end="", flush=True)
-        else:
-            print(line, flush=True)
+    def _update(self, num_examples, num_tokens, finalize):
+        seconds = max(time.perf_counter() - self.started, 1e-9)
+        values = [
+            ("examples", num_examples),
+            ("tokens", num_tokens),
+            ("tokens/s", num_tokens / seconds),
+        ]
+        self.bar.update(self.files, values, finalize=finalize)
 
 
 # === Reading the shards ===

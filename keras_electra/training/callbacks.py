@@ -10,13 +10,13 @@
 import csv
 import math
 import os
-import tempfile
 import time
 
 import keras
 import numpy as np
 
 from keras_electra.training import checkpoints as checkpointing
+from keras_electra.utils.file_io import atomic_write
 
 CURVES_FILE = "curves.csv"
 PLOT_FILE = "pretraining_curves.png"
@@ -363,29 +363,18 @@ def read_curves(csv_path):
 
 
 def _write_csv_atomically(path, rows):
-    directory = os.path.dirname(os.path.abspath(path))
-    descriptor, staging = tempfile.mkstemp(
-        prefix=".curves.", suffix=".csv.tmp", dir=directory
-    )
-    try:
-        with os.fdopen(descriptor, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(COLUMNS)
-            for row in rows:
-                writer.writerow(
-                    [
-                        ""
-                        if isinstance(row.get(c), float) and math.isnan(row[c])
-                        else _format(row.get(c))
-                        for c in COLUMNS
-                    ]
-                )
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(staging, path)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
+    with atomic_write(path, newline="", fsync=True) as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        for row in rows:
+            writer.writerow(
+                [
+                    ""
+                    if isinstance(row.get(c), float) and math.isnan(row[c])
+                    else _format(row.get(c))
+                    for c in COLUMNS
+                ]
+            )
 
 
 # === The plot ===
@@ -451,17 +440,5 @@ def plot_curves(csv_path, png_path):
     for ax in axes[1]:
         ax.set_xlabel("step")
     figure.suptitle(f"ELECTRA pre-training ({len(rows)} rows)")
-    directory = os.path.dirname(os.path.abspath(png_path))
-    os.makedirs(directory, exist_ok=True)
-    descriptor, staging = tempfile.mkstemp(
-        prefix=".pretraining_curves.", suffix=".png.tmp", dir=directory
-    )
-    try:
-        with os.fdopen(descriptor, "wb") as f:
-            figure.savefig(f, format="png", dpi=100)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(staging, png_path)
-    finally:
-        if os.path.exists(staging):
-            os.remove(staging)
+    with atomic_write(png_path, "wb", fsync=True) as f:
+        figure.savefig(f, format="png", dpi=100)

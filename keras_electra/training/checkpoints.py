@@ -32,17 +32,21 @@ No pickle is used anywhere.
 """
 
 import glob
-import hashlib
 import json
 import os
 import re
 import shutil
-import tempfile
 import time
 import warnings
 
 import keras
 import numpy as np
+
+from keras_electra.utils.file_io import atomic_write
+from keras_electra.utils.file_io import fsync_directory
+from keras_electra.utils.file_io import replace_directory
+from keras_electra.utils.file_io import sha256_of
+from keras_electra.utils.file_io import staging_directory
 
 FORMAT = "keras_electra.pretraining_checkpoint"
 FORMAT_VERSION = 1
@@ -357,8 +361,8 @@ def save_checkpoint(
     os.makedirs(directory, exist_ok=True)
     name = f"{CHECKPOINT_PREFIX}{step:08d}"
     target = os.path.join(directory, name)
-    staging = tempfile.mkdtemp(
-        prefix=f"{_TEMP_PREFIX}{step:08d}.", suffix=".tmp", dir=directory
+    staging = staging_directory(
+        directory, f"{_TEMP_PREFIX}{step:08d}.", suffix=".tmp"
     )
     try:
         files = {
@@ -396,13 +400,11 @@ def save_checkpoint(
         }
         # The completion marker: written last, after the weights are on disk.
         state_path = os.path.join(staging, STATE_FILE)
-        with open(state_path, "w", encoding="utf-8") as f:
+        with atomic_write(state_path, fsync=True) as f:
             json.dump(document, f, indent=1, allow_nan=False)
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_directory(staging)
-        _move_into_place(staging, target)
-        _fsync_directory(directory)
+        fsync_directory(staging)
+        replace_directory(staging, target)
+        fsync_directory(directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if keep is not None:
@@ -470,46 +472,9 @@ def _storable(value):
 
 def _write_arrays(path, values):
     arrays = {f"arr_{i:05d}": _storable(v) for i, v in enumerate(values)}
-    with open(path, "wb") as f:
+    with atomic_write(path, "wb", fsync=True) as f:
         np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    return {"bytes": os.path.getsize(path), "sha256": _sha256(path)}
-
-
-def _sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _fsync_directory(path):
-    try:
-        descriptor = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def _move_into_place(source, target):
-    """Rename `source` to `target`, replacing an old `target` atomically."""
-    if not os.path.exists(target):
-        os.rename(source, target)
-        return
-    old = tempfile.mkdtemp(
-        prefix=f"{_TEMP_PREFIX}old.", suffix=".tmp", dir=os.path.dirname(target)
-    )
-    os.rmdir(old)
-    os.rename(target, old)
-    os.rename(source, target)
-    shutil.rmtree(old, ignore_errors=True)
+    return {"bytes": os.path.getsize(path), "sha256": sha256_of(path)}
 
 
 def _global_rng_state():
@@ -594,7 +559,7 @@ def _read_state(path, verify):
                 f"The checkpoint file {file_path} is truncated or corrupt: "
                 f"{size} bytes instead of {info['bytes']}."
             )
-        if verify and _sha256(file_path) != info["sha256"]:
+        if verify and sha256_of(file_path) != info["sha256"]:
             raise ValueError(
                 f"The checkpoint file {file_path} is corrupt: its SHA-256 "
                 "does not match the one recorded when it was written."

@@ -13,8 +13,10 @@ import warnings
 
 import keras
 
+from keras_electra.models.electra_backbone import EMBEDDING_LAYER_NAMES
 from keras_electra.models.electra_optimizer import NO_WEIGHT_DECAY_NAMES  # noqa: F401
 from keras_electra.models.electra_optimizer import electra_adamw
+from keras_electra.utils import keras_compat
 
 # ELECTRA's GLUE fine-tuning hyperparameters, from the paper (Clark et al.,
 # 2020, "ELECTRA: Pre-training Text Encoders as Discriminators Rather Than
@@ -37,14 +39,6 @@ FINETUNING_HYPERPARAMETERS = {
     "attention_dropout": 0.1,
 }
 
-# Backbone layers at depth 0 (keras-hub's ElectraBackbone / BertBackbone names).
-EMBEDDING_LAYER_NAMES = (
-    "token_embedding",
-    "position_embedding",
-    "segment_embedding",
-    "embeddings_layer_norm",
-    "embeddings_projection",
-)
 
 def _find_backbone(model):
     if hasattr(model, "transformer_layers"):
@@ -240,31 +234,11 @@ def _torch_update_mode(optimizer_class):
     """
     if keras.config.backend() != "torch":
         return None
-    from keras.src.backend.torch.optimizers import torch_parallel_optimizer
-
     if not issubclass(
-        optimizer_class, torch_parallel_optimizer.TorchParallelOptimizer
+        optimizer_class, keras_compat.torch_parallel_optimizer_class()
     ):
         return None
-    from keras.src.backend.torch.optimizers import torch_adadelta
-    from keras.src.backend.torch.optimizers import torch_adagrad
-    from keras.src.backend.torch.optimizers import torch_adam
-    from keras.src.backend.torch.optimizers import torch_adamax
-    from keras.src.backend.torch.optimizers import torch_adamw
-    from keras.src.backend.torch.optimizers import torch_lion
-    from keras.src.backend.torch.optimizers import torch_rmsprop
-    from keras.src.backend.torch.optimizers import torch_sgd
-
-    stateless_fused = (
-        torch_adadelta.Adadelta,
-        torch_adagrad.Adagrad,
-        torch_adam.Adam,
-        torch_adamax.Adamax,
-        torch_adamw.AdamW,
-        torch_lion.Lion,
-        torch_rmsprop.RMSprop,
-        torch_sgd.SGD,
-    )
+    stateless_fused = keras_compat.torch_stateless_fused_optimizer_classes()
     return "grouped" if optimizer_class in stateless_fused else "per_variable"
 
 
@@ -304,7 +278,7 @@ def _public_class(optimizer_class):
     for cls in optimizer_class.__mro__:
         if issubclass(cls, LayerwiseDecayMixin):
             continue
-        if not cls.__module__.startswith("keras.src.backend."):
+        if not keras_compat.is_backend_specific_class(cls):
             return cls
     return optimizer_class
 
@@ -427,13 +401,10 @@ class LayerwiseDecayMixin:
                     super()._backend_update_step(group_grads, variables, scaled)
         elif self._torch_update_mode == "per_variable":
             import torch
-            from keras.src.backend.torch.optimizers import (
-                torch_parallel_optimizer,
-            )
 
             # Skip the fused step: continue the MRO after it, down to the
             # generic class's `_backend_update_step` and its `update_step`s.
-            parallel = torch_parallel_optimizer.TorchParallelOptimizer
+            parallel = keras_compat.torch_parallel_optimizer_class()
             with torch.no_grad():
                 super(parallel, self)._backend_update_step(
                     grads, trainable_variables, learning_rate

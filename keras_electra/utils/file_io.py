@@ -15,13 +15,54 @@ import uuid
 
 
 @contextlib.contextmanager
+def atomic_path(path):
+    """A temporary path beside `path`, renamed over `path` on success.
+
+    For writers that take a path rather than a file object (e.g.
+    `tf.io.TFRecordWriter`): write the temporary path inside the `with`, and
+    close the writer before the block ends. Folders are made. On any
+    exception `path` keeps its previous content, or stays absent, and the
+    temporary file is removed; a kill leaves `path` as it was too (and the
+    temporary `.<name>.<random>.tmp`).
+
+    Example:
+    ```python
+    import os
+    import tempfile
+
+    from keras_electra.utils.file_io import atomic_path
+
+    path = os.path.join(tempfile.mkdtemp(), "data", "a.bin")
+    with atomic_path(path) as temporary:
+        with open(temporary, "wb") as file:  # Stands for any path writer.
+            file.write(b"all or nothing")
+    open(path, "rb").read()  # b'all or nothing'
+    ```
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    temporary = os.path.join(
+        folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
+    )
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_write(path, mode="w", fsync=False, **open_kwargs):
     """Open a temporary file beside `path`; rename it over `path` on success.
 
     Folders are made. On any exception (or a kill) `path` keeps its previous
-    content, or stays absent, and the temporary file is removed. The file
-    gets the usual permissions (0o666 less the umask). `fsync=True` flushes
-    it to disk before the rename, for files a crash must not lose.
+    content, or stays absent, and the temporary file is removed (see
+    `atomic_path`). The file gets the usual permissions (0o666 less the
+    umask). `fsync=True` flushes it to disk before the rename, for files a
+    crash must not lose.
 
     Example:
     ```python
@@ -36,25 +77,14 @@ def atomic_write(path, mode="w", fsync=False, **open_kwargs):
     open(path).read()  # 'all or nothing\\n'
     ```
     """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    temporary = os.path.join(
-        folder, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp"
-    )
     if "b" not in mode:
         open_kwargs.setdefault("encoding", "utf-8")
-    try:
+    with atomic_path(path) as temporary:
         with open(temporary, mode, **open_kwargs) as file:
             yield file
             if fsync:
                 file.flush()
                 os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(temporary)
-        raise
 
 
 def write_text_atomically(path, text):
@@ -102,12 +132,30 @@ def fsync_directory(path):
         os.close(descriptor)
 
 
-def staging_directory(parent, prefix):
-    """A new empty folder in `parent` with the usual permissions (not
-    `tempfile.mkdtemp`'s 0o700, which a saved folder would keep)."""
+def staging_directory(parent, prefix, suffix=""):
+    """A new empty folder `parent/<prefix><random><suffix>` with the usual
+    permissions (not `tempfile.mkdtemp`'s 0o700, which a saved folder would
+    keep). Folders are made.
+
+    Example:
+    ```python
+    import os
+    import tempfile
+
+    from keras_electra.utils.file_io import replace_directory
+    from keras_electra.utils.file_io import staging_directory
+
+    parent = tempfile.mkdtemp()
+    staging = staging_directory(parent, ".results-", suffix=".tmp")
+    with open(os.path.join(staging, "a.txt"), "w") as file:
+        file.write("complete")
+    replace_directory(staging, os.path.join(parent, "results"))
+    os.listdir(parent)  # ['results']
+    ```
+    """
     os.makedirs(parent, exist_ok=True)
     while True:
-        staging = os.path.join(parent, f"{prefix}{uuid.uuid4().hex}")
+        staging = os.path.join(parent, f"{prefix}{uuid.uuid4().hex}{suffix}")
         try:
             os.mkdir(staging)
             return staging
@@ -117,12 +165,17 @@ def staging_directory(parent, prefix):
 
 def replace_directory(source, target):
     """Rename the folder `source` to `target`; an old `target` is moved aside
-    first and removed only once `source` is in place (put back on failure)."""
+    first and removed only once `source` is in place (put back on failure).
+
+    The aside copy is `.<target name>.old-<random>.tmp`, a name the writers'
+    clean-ups of `.*.tmp` leftovers recognise.
+    """
     if not os.path.exists(target):
         os.rename(source, target)
         return
     backup = os.path.join(
-        os.path.dirname(target), f".{os.path.basename(target)}.old-{uuid.uuid4().hex}"
+        os.path.dirname(target),
+        f".{os.path.basename(target)}.old-{uuid.uuid4().hex}.tmp",
     )
     os.rename(target, backup)
     try:

@@ -15,3 +15,83 @@ from keras_hub.src.utils import preset_utils  # noqa: F401
 # it for serialisation. Waits for `keras.activations.gelu(approximate=True)`
 # to serialise under its own name.
 from keras_hub.src.utils.keras_utils import gelu_approximate  # noqa: F401
+
+
+# Keras' PyTorch backend swaps SGD, Adam, ... for fused subclasses of
+# `TorchParallelOptimizer` that update all variables at once, with one
+# learning rate, and skip the per-variable `update_step`; `layerwise_decay`
+# has to recognise them to give each variable its own rate. Waits for a
+# public per-variable learning-rate hook on `keras.optimizers.Optimizer`.
+# Imported when called: they import torch.
+
+
+def torch_parallel_optimizer_class():
+    """The base class of Keras' fused PyTorch optimizers.
+
+    Example:
+    ```python
+    import keras
+    from keras_electra.utils import keras_compat
+
+    if keras.config.backend() == "torch":
+        fused = keras_compat.torch_parallel_optimizer_class()
+        isinstance(keras.optimizers.Adam(), fused)  # True
+    ```
+    """
+    from keras.src.backend.torch.optimizers import torch_parallel_optimizer
+
+    return torch_parallel_optimizer.TorchParallelOptimizer
+
+
+def torch_stateless_fused_optimizer_classes():
+    """The fused PyTorch optimizers whose fused step keeps no state of the
+    optimizer as a whole (so it may run once per group of variables).
+
+    Example:
+    ```python
+    import keras
+    from keras_electra.utils import keras_compat
+
+    if keras.config.backend() == "torch":
+        stateless = keras_compat.torch_stateless_fused_optimizer_classes()
+        type(keras.optimizers.Adam()) in stateless  # True
+        type(keras.optimizers.Nadam()) in stateless  # False
+    ```
+    """
+    from keras.src.backend.torch.optimizers import torch_adadelta
+    from keras.src.backend.torch.optimizers import torch_adagrad
+    from keras.src.backend.torch.optimizers import torch_adam
+    from keras.src.backend.torch.optimizers import torch_adamax
+    from keras.src.backend.torch.optimizers import torch_adamw
+    from keras.src.backend.torch.optimizers import torch_lion
+    from keras.src.backend.torch.optimizers import torch_rmsprop
+    from keras.src.backend.torch.optimizers import torch_sgd
+
+    return (
+        torch_adadelta.Adadelta,
+        torch_adagrad.Adagrad,
+        torch_adam.Adam,
+        torch_adamax.Adamax,
+        torch_adamw.AdamW,
+        torch_lion.Lion,
+        torch_rmsprop.RMSprop,
+        torch_sgd.SGD,
+    )
+
+
+def is_backend_specific_class(cls):
+    """Whether `cls` is one of Keras' backend-specific classes, as the
+    `torch_adam.Adam` that `keras.optimizers.Adam(...)` is on PyTorch.
+
+    Reads Keras' source layout (`keras.src.backend.*`): waits for a public
+    way to get the backend-neutral class of an optimizer.
+
+    Example:
+    ```python
+    import keras
+    from keras_electra.utils import keras_compat
+
+    keras_compat.is_backend_specific_class(keras.optimizers.Adam)  # False
+    ```
+    """
+    return cls.__module__.startswith("keras.src.backend.")
