@@ -58,9 +58,9 @@ def atomic_path(path):
 def atomic_write(path, mode="w", fsync=False, **open_kwargs):
     """Open a temporary file beside `path`; rename it over `path` on success.
 
-    Folders are made. On any exception (or a kill) `path` keeps its previous
-    content, or stays absent, and the temporary file is removed (see
-    `atomic_path`). The file gets the usual permissions (0o666 less the
+    Folders are made. On any exception `path` keeps its previous content, or
+    stays absent, and the temporary file is removed; a kill leaves `path` as
+    it was too, and a hidden temporary file beside it (see `atomic_path`). The file gets the usual permissions (0o666 less the
     umask). `fsync=True` flushes it to disk before the rename, for files a
     crash must not lose.
 
