@@ -87,3 +87,13 @@ def test_bad_arguments():
         flops.pretraining_step_flops("electra", config)
     with pytest.raises(ValueError, match="Unknown objective"):
         flops.pretraining_step_flops("bert", config)
+
+
+def test_objectives_with_a_generator_match_the_objective_table():
+    # flops.py imports nothing (the throughput benchmark loads it without
+    # Keras), so it keeps its own tuple; it must agree with the pretrainer's.
+    from keras_electra.pretraining.objectives import OBJECTIVE_SPECS
+
+    assert flops.OBJECTIVES_WITH_GENERATOR == tuple(
+        name for name, spec in OBJECTIVE_SPECS.items() if spec.has_generator
+    )

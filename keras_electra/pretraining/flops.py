@@ -25,6 +25,7 @@ flops.pretraining_step_flops(
 ```
 """
 
+# Kept in step with `objectives.OBJECTIVE_SPECS` by tests/test_flops.py.
 OBJECTIVES_WITH_GENERATOR = ("electra", "electra_15", "replace_mlm", "all_tokens_mlm")
 
 
