@@ -66,11 +66,11 @@ class ExampleBuilder:
     Example:
     ```python
     import keras_electra
-    from keras_electra import pretraining as pretraining_data
+    from keras_electra import pretraining
 
-    vocabulary = pretraining_data.SPECIAL_TOKENS + ["a", "b", "c", "."]
+    vocabulary = pretraining.SPECIAL_TOKENS + ["a", "b", "c", "."]
     tokenizer = keras_electra.ElectraTokenizer(vocabulary, lowercase=True)
-    builder = pretraining_data.ExampleBuilder(tokenizer, 12, seed=1)
+    builder = pretraining.ExampleBuilder(tokenizer, 12, seed=1)
     documents = [["a b c.", "b c.", "c a."], ["a."]]
     for example in builder.build(documents):
         print(example["token_ids"], example["segment_ids"])

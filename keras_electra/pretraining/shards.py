@@ -116,15 +116,15 @@ def write_pretraining_shards(
     import os
     import tempfile
     import keras_electra
-    from keras_electra import pretraining as pretraining_data
+    from keras_electra import pretraining
 
     folder = tempfile.mkdtemp()
     corpus = os.path.join(folder, "corpus.txt")
     with open(corpus, "w", encoding="utf-8") as f:
         f.write("a b c.\nb c a.\n\nc c.\n" * 10)
-    vocabulary = pretraining_data.SPECIAL_TOKENS + ["a", "b", "c", "."]
+    vocabulary = pretraining.SPECIAL_TOKENS + ["a", "b", "c", "."]
     tokenizer = keras_electra.ElectraTokenizer(vocabulary, lowercase=True)
-    shards = pretraining_data.write_pretraining_shards(
+    shards = pretraining.write_pretraining_shards(
         corpus, tokenizer, os.path.join(folder, "shards"),
         max_sequence_length=16, num_shards=2, verbose=0,
     )
@@ -430,18 +430,18 @@ def pretraining_dataset(
     import os
     import tempfile
     import keras_electra
-    from keras_electra import pretraining as pretraining_data
+    from keras_electra import pretraining
 
     folder = tempfile.mkdtemp()
     corpus = os.path.join(folder, "corpus.txt")
     with open(corpus, "w", encoding="utf-8") as f:
         f.write("a b c.\nb c a.\nc c.\n\n" * 20)
-    vocabulary = pretraining_data.SPECIAL_TOKENS + ["a", "b", "c", "."]
+    vocabulary = pretraining.SPECIAL_TOKENS + ["a", "b", "c", "."]
     tokenizer = keras_electra.ElectraTokenizer(vocabulary, lowercase=True)
-    pretraining_data.write_pretraining_shards(
+    pretraining.write_pretraining_shards(
         corpus, tokenizer, folder, max_sequence_length=16, verbose=0
     )
-    dataset = pretraining_data.pretraining_dataset(folder, batch_size=8)
+    dataset = pretraining.pretraining_dataset(folder, batch_size=8)
     batch = next(iter(dataset))
     batch["segment_ids"].shape  # (8, 16)
     ```

@@ -41,12 +41,12 @@ def read_documents(text_files, errors="strict"):
     ```python
     import os
     import tempfile
-    from keras_electra import pretraining as pretraining_data
+    from keras_electra import pretraining
 
     path = os.path.join(tempfile.mkdtemp(), "corpus.txt")
     with open(path, "w", encoding="utf-8") as f:
         f.write("First sentence.\nSecond one.\n\nAnother document.\n")
-    list(pretraining_data.read_documents(path))
+    list(pretraining.read_documents(path))
     # [['First sentence.', 'Second one.'], ['Another document.']]
     ```
     """

@@ -60,12 +60,12 @@ def train_vocabulary(
     ```python
     import os
     import tempfile
-    from keras_electra import pretraining as pretraining_data
+    from keras_electra import pretraining
 
     path = os.path.join(tempfile.mkdtemp(), "corpus.txt")
     with open(path, "w", encoding="utf-8") as f:
         f.write("Héllo world.\nHello again, world!\n" * 20)
-    vocabulary = pretraining_data.train_vocabulary([path], 40)
+    vocabulary = pretraining.train_vocabulary([path], 40)
     vocabulary[:5]  # ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
     ```
     """
@@ -146,12 +146,12 @@ def load_vocabulary(path):
     ```python
     import os
     import tempfile
-    from keras_electra import pretraining as pretraining_data
+    from keras_electra import pretraining
 
     path = os.path.join(tempfile.mkdtemp(), "vocab.txt")
     with open(path, "w", encoding="utf-8") as f:
         f.write("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n")
-    pretraining_data.load_vocabulary(path)[-1]  # 'hello'
+    pretraining.load_vocabulary(path)[-1]  # 'hello'
     ```
     """
     with open(path, encoding="utf-8") as file:

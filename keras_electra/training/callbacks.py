@@ -15,7 +15,7 @@ import time
 import keras
 import numpy as np
 
-from keras_electra.training import checkpoints as checkpointing
+from keras_electra.training import checkpoints
 from keras_electra.utils.file_io import atomic_write
 
 CURVES_FILE = "curves.csv"
@@ -49,7 +49,7 @@ class NonFiniteLossError(FloatingPointError):
         self.checkpoint = checkpoint
 
 
-class StopOnNonFiniteLoss(checkpointing.StepCounter):
+class StopOnNonFiniteLoss(checkpoints.StepCounter):
     """Stop training at the first NaN or infinite loss.
 
     After every training batch, checks every logged value whose name
@@ -109,13 +109,13 @@ class StopOnNonFiniteLoss(checkpointing.StepCounter):
     def _error(self, batch, logs, bad):
         checkpoint = None
         if self.checkpoint_directory is not None:
-            checkpoint = checkpointing.latest_checkpoint(
+            checkpoint = checkpoints.latest_checkpoint(
                 self.checkpoint_directory
             )
         values = ", ".join(f"{key}={value}" for key, value in bad.items())
         others = ", ".join(
             f"{key}={value:.6g}"
-            for key, value in checkpointing._numeric_logs(logs).items()
+            for key, value in checkpoints._numeric_logs(logs).items()
             if key not in bad
         )
         if checkpoint is not None:
@@ -144,7 +144,7 @@ class StopOnNonFiniteLoss(checkpointing.StepCounter):
         )
 
 
-class TrainingCurves(checkpointing.StepCounter):
+class TrainingCurves(checkpoints.StepCounter):
     """Record the pre-training metrics to a CSV and plot them.
 
     Every `every` training steps (and at the last step of each epoch)
@@ -247,7 +247,7 @@ class TrainingCurves(checkpointing.StepCounter):
 
     def _write_row(self, logs):
         model = self.model  # On JAX, this syncs the training state back.
-        values = dict(checkpointing._numeric_logs(logs))
+        values = dict(checkpoints._numeric_logs(logs))
         state = _metric_state(model)
         values.update(_window_results(model, state, self._previous_state))
         self._previous_state = state

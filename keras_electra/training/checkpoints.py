@@ -59,7 +59,7 @@ _CHECKPOINT_NAME = re.compile(r"^ckpt-(\d{8,})$")
 _TEMP_PREFIX = ".ckpt-"
 # Attribute of the model holding the progress of the run: the step and data
 # position it has reached (set by `restore_checkpoint` and kept up to date by
-# the callbacks of this module and of `training_monitor`).
+# the callbacks of this module and of `callbacks`).
 _PROGRESS_ATTR = "_keras_electra_progress"
 
 
