@@ -8,7 +8,7 @@ on `utils` alone.
 import importlib
 
 from keras_electra import data
-from keras_electra.conversion.transformers import export_to_transformers
+from keras_electra.conversion.transformers_export import export_to_transformers
 from keras_electra.conversion.transformers import pretrainer_from_transformers
 from keras_electra.data import GLUE_TASKS
 from keras_electra.data import classification_metrics
