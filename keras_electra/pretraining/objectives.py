@@ -356,7 +356,9 @@ def rtd_loss(logits, replaced, weights):
     from keras_electra.pretraining.objectives import rtd_loss
 
     loss, correct = rtd_loss(
-        np.array([[2.0, -1.0]]), np.array([[1, 1]]), np.array([[1.0, 1.0]])
+        np.array([[2.0, -1.0]], "float32"),
+        np.array([[1, 1]]),
+        np.array([[1.0, 1.0]], "float32"),
     )
     ```
     """
@@ -386,7 +388,7 @@ def masked_lm_loss(logits, targets, weights):
 
     loss, correct = masked_lm_loss(
         np.zeros((1, 2, 4), "float32"), np.array([[1, 3]]),
-        np.array([[1.0, 0.0]]),
+        np.array([[1.0, 0.0]], "float32"),
     )  # loss log(4)
     ```
     """
