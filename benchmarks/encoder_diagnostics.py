@@ -6,7 +6,7 @@ tokenizer), next to the same architecture at random initialisation:
 - `token_cosine`: the mean pairwise cosine similarity of the encoder's token
   vectors over dev reviews. Near 1 means collapsed: every token looks alike,
   which is what an ELECTRA discriminator stuck at its base rate does to the
-  encoder (README, "What the demo shows").
+  encoder (benchmarks/RESULTS.md, "What the demo shows").
 - `probe_accuracy`: test accuracy of a logistic regression on the frozen,
   mean-pooled token vectors, fitted on the movie-review training split. It
   measures how much sentiment the representation holds before any

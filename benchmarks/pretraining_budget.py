@@ -3,7 +3,7 @@
 `make demo` pre-trains a small ELECTRA (the `electra_demo` preset and
 `keras_electra.training.runs.DEMO_PRETRAINING`) for 25 minutes on 2 CPU cores, and at that compute
 the fine-tuned classifier does not beat the same classifier trained from
-random weights (README, "What the demo shows"). This benchmark runs the same model,
+random weights (benchmarks/RESULTS.md, "What the demo shows"). This benchmark runs the same model,
 data, pre-training settings and fine-tuning recipe for many more steps, on
 an accelerator, and fine-tunes snapshots of the encoder taken along the way:
 where the accuracy curve leaves the from-scratch line is the budget the demo

@@ -198,7 +198,7 @@ class ElectraTextClassifier(
     `[CLS]` vector (the discriminator only learns that `[CLS]` is never
     replaced), so after short pre-training the `[CLS]` head can sit at the
     majority class for epochs while the mean of the token vectors works at
-    once (see the README's demo section). Mean pooling has no
+    once (see benchmarks/RESULTS.md, "What the demo shows"). Mean pooling has no
     `transformers` equivalent, so such a classifier does not export.
 
     `num_classes=1` makes it a regression model (e.g. STS-B): one output,

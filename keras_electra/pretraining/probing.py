@@ -4,7 +4,7 @@ A linear probe fits a logistic regression on an encoder's frozen features:
 it measures what the representation holds before any fine-tuning. Next to
 the same architecture at random initialisation it shows what pre-training
 put in, even where fine-tuning on plenty of labels catches up from scratch
-(README, "What the demo shows").
+(benchmarks/RESULTS.md, "What the demo shows").
 """
 
 import keras

@@ -53,7 +53,7 @@ DEMO_PRETRAINING = {
     "jit_compile": "auto",
 }
 # Identical for both of the demo's classifiers. Mean pooling: short
-# pre-training never trains [CLS] (README, "What the demo shows"); no
+# pre-training never trains [CLS] (benchmarks/RESULTS.md, "What the demo shows"); no
 # layer-wise decay, which would only slow the randomly initialised baseline
 # down.
 DEMO_FINETUNING = {
