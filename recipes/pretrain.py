@@ -36,6 +36,7 @@ import argparse
 import json
 import math
 import os
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -266,6 +267,12 @@ def build_parser():
         "--keep-checkpoints", type=int, default=3, help="Checkpoints kept."
     )
     outputs.add_argument(
+        "--curves-every",
+        type=int,
+        default=10,
+        help="Steps between rows of curves.csv (a row costs a host sync).",
+    )
+    outputs.add_argument(
         "--verbose", type=int, default=1, help="Keras fit() verbosity."
     )
     return parser
@@ -296,7 +303,9 @@ def parse_args(argv=None):
         parser.error("--minutes needs one process; use --steps with ddp")
     if args.steps is None and args.minutes is None:
         args.steps = 1_000_000 if args.size != "tiny" else 10_000
-    for name in ("steps", "minutes", "batch_size", "checkpoint_every"):
+    for name in (
+        "steps", "minutes", "batch_size", "checkpoint_every", "curves_every"
+    ):
         value = getattr(args, name)
         if value is not None and value <= 0:
             parser.error(f"--{name.replace('_', '-')} must be positive")
@@ -350,12 +359,34 @@ def compile_pretrainer(pretrainer, args, total_steps):
     )
 
 
-def seconds_per_step(args, tokenizer, dataset):
-    """Times a few steps (after compiling) of a throw-away model copy."""
+def training_callbacks(args, directory, checkpoint_every, dist):
+    """The run's callbacks, writing under `directory`."""
+    checkpoints = os.path.join(directory, "checkpoints")
+    callbacks = [keras_electra.StopOnNonFiniteLoss(checkpoints)]
+    if dist.is_chief:  # Only one process writes.
+        callbacks += [
+            keras_electra.PretrainingCheckpoint(
+                checkpoints, checkpoint_every, keep=args.keep_checkpoints
+            ),
+            keras_electra.TrainingCurves(directory, every=args.curves_every),
+            keras.callbacks.TensorBoard(
+                os.path.join(directory, "logs"), update_freq="epoch"
+            ),
+        ]
+    return callbacks
+
+
+def step_costs(args, tokenizer, dataset, dist):
+    """Times a throw-away copy of the run, its callbacks included."""
     keras.utils.set_random_seed(args.seed)
     probe = build_pretrainer(args, tokenizer)
     compile_pretrainer(probe, args, total_steps=1000)
-    return runs.seconds_per_step(probe, dataset)
+    steps_per_epoch = 6
+    with tempfile.TemporaryDirectory() as directory:
+        callbacks = training_callbacks(args, directory, steps_per_epoch, dist)
+        return runs.measure_step_costs(
+            probe, dataset, callbacks, steps_per_epoch
+        )
 
 
 def run_settings(args, tokenizer, dataset, dist):
@@ -364,16 +395,26 @@ def run_settings(args, tokenizer, dataset, dist):
     if os.path.exists(path):
         with open(path) as file:
             return json.load(file)
-    interval = args.checkpoint_every
-    if args.minutes is not None:
-        print("Timing a few steps to fit the schedule to the time budget...")
-        step_time = seconds_per_step(args, tokenizer, dataset)
-        steps = runs.steps_in_budget(args.minutes, step_time, minimum=interval)
-        print(f"{step_time * 1000:.0f} ms per step: {steps:,} steps.")
-    else:
-        steps = args.steps
     # Keras "epochs" are checkpoint intervals here; the run is a whole
     # number of them.
+    interval = args.checkpoint_every
+    if args.minutes is not None:
+        print("Timing a few steps, callbacks included, to fit the schedule "
+              "to the time budget...")
+        timing_start = time.time()
+        costs = step_costs(args, tokenizer, dataset, dist)
+        steps = runs.steps_in_budget(
+            args.minutes, costs, interval,
+            elapsed_seconds=time.time() - timing_start,
+        )
+        print(
+            f"{costs.step * 1000:.0f} ms per step, "
+            f"{costs.epoch_end:.1f} s per checkpoint and plot, "
+            f"{costs.startup:.0f} s to compile: {steps:,} steps in "
+            f"{args.minutes:g} min."
+        )
+    else:
+        steps = args.steps
     interval = min(interval, steps)
     settings = {
         "total_steps": math.ceil(steps / interval) * interval,
@@ -446,6 +487,9 @@ def pretrain(args, dist):
         seed=args.seed,
     ).shard(dist.num_processes, dist.process_index)
 
+    # A --minutes budget covers what follows: timing, compiling, training
+    # and saving the preset.
+    start = time.time()
     settings = run_settings(args, tokenizer, dataset, dist)
     total_steps = settings["total_steps"]
     steps_per_epoch = settings["steps_per_epoch"]
@@ -466,18 +510,9 @@ def pretrain(args, dist):
         f"{dist.num_replicas} replica(s)).",
         flush=True,
     )
-    callbacks = [keras_electra.StopOnNonFiniteLoss(checkpoints)]
-    if dist.is_chief:  # Only one process writes.
-        callbacks += [
-            keras_electra.PretrainingCheckpoint(
-                checkpoints, args.checkpoint_every, keep=args.keep_checkpoints
-            ),
-            keras_electra.TrainingCurves(args.output),
-            keras.callbacks.TensorBoard(
-                os.path.join(args.output, "logs"), update_freq="epoch"
-            ),
-        ]
-    start = time.time()
+    callbacks = training_callbacks(
+        args, args.output, args.checkpoint_every, dist
+    )
     pretrainer.fit(
         dataset.skip(state["data_position"]),
         initial_epoch=state["initial_epoch"],
@@ -489,8 +524,15 @@ def pretrain(args, dist):
     preset_dir = os.path.join(args.output, "preset")
     if dist.is_chief:
         pretrainer.save_to_preset(preset_dir)
+        minutes = (time.time() - start) / 60
+        budget = ""
+        if args.minutes is not None and not state["checkpoint"]:
+            budget = (
+                f" (budget {args.minutes:g} min, "
+                f"{minutes / args.minutes - 1:+.1%})"
+            )
         print(
-            f"Pre-trained in {time.time() - start:.0f} s. Preset: "
+            f"Pre-trained in {minutes:.1f} min{budget}. Preset: "
             f"{preset_dir}; curves: "
             f"{os.path.join(args.output, 'pretraining_curves.png')}."
         )

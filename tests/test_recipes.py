@@ -50,9 +50,29 @@ def pretrained(corpus, tmp_path_factory):
         ["--corpus", corpus, "--output", output, "--vocabulary-size", "80",
          "--max-sequence-length", "24", "--batch-size", "4", "--steps", "4",
          "--checkpoint-every", "2", "--jit-compile", "auto", "--verbose",
-         "0", "--temperature", "2.5", *TINY_MODEL]
+         "0", "--temperature", "2.5", "--curves-every", "1", *TINY_MODEL]
     )
     return output, preset
+
+
+def test_pretrain_fits_a_time_budget_with_its_callbacks(
+    corpus, tmp_path, capsys
+):
+    output = str(tmp_path / "run")
+    pretrain.main(
+        ["--corpus", corpus, "--output", output, "--vocabulary-size", "80",
+         "--max-sequence-length", "24", "--batch-size", "4", "--minutes",
+         "0.25", "--checkpoint-every", "5", "--jit-compile", "auto",
+         "--verbose", "0", *TINY_MODEL]
+    )
+    printed = capsys.readouterr().out
+    assert "s per checkpoint and plot" in printed
+    assert "(budget 0.25 min, " in printed
+    with open(os.path.join(output, "run.json")) as file:
+        run = json.load(file)
+    # A whole number of checkpoint intervals, never rounded up past the
+    # budget.
+    assert run["total_steps"] % 5 == 0 and run["steps_per_epoch"] == 5
 
 
 @pytest.mark.parametrize("recipe", [pretrain, finetune, squad, demo])

@@ -5,7 +5,9 @@ resume-or-start, the time budget, the shared settings, the fine-tuning run
 and the data prepared once. Tiny and offline."""
 
 import os
+import time
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -58,18 +60,47 @@ def test_resume_or_start_starts_then_resumes(tmp_path):
     assert int(again.optimizer.iterations.numpy()) == 2
 
 
-def test_time_budget():
+class Sleeps(keras.callbacks.Callback):
+    """Stands in for a run's callbacks: work every step and every epoch."""
+
+    def __init__(self, every_step, every_epoch):
+        super().__init__()
+        self.every_step, self.every_epoch = every_step, every_epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(self.every_step)
+
+    def on_epoch_end(self, epoch, logs=None):
+        time.sleep(self.every_epoch)
+
+
+def test_step_costs_count_the_callbacks():
     pretrainer = tiny_pretrainer()
     pretrainer.compile(jit_compile=False)
-    seconds = runs.seconds_per_step(pretrainer, tiny_batches(), steps=2,
-                                    warmup_steps=1)
-    assert seconds > 0
-    assert runs.steps_in_budget(1, 0.5) == 120
-    assert runs.steps_in_budget(1, 30, minimum=10) == 10
+    bare = runs.measure_step_costs(pretrainer, tiny_batches(), steps_per_epoch=4)
+    costs = runs.measure_step_costs(
+        pretrainer, tiny_batches(), [Sleeps(0.05, 0.5)], steps_per_epoch=4
+    )
+    assert costs.step >= bare.step + 0.04
+    assert 0.4 <= costs.epoch_end <= 0.5 + 4 * costs.step
+    assert costs.per_step(100) == pytest.approx(costs.step + costs.epoch_end / 100)
+    with pytest.raises(ValueError, match="steps_per_epoch"):
+        runs.measure_step_costs(pretrainer, tiny_batches(), steps_per_epoch=1)
+
+
+def test_steps_in_budget_leave_room_for_startup_and_epoch_ends():
+    costs = runs.StepCosts(startup=30.0, step=0.1, epoch_end=5.0)
+    # 10 min = 600 s: 30 s startup, 55 s already spent, then epochs of
+    # 100 steps x 0.1 s + 5 s = 15 s: 34 whole epochs in the 515 s left.
+    assert runs.steps_in_budget(
+        10, costs, steps_per_epoch=100, elapsed_seconds=55
+    ) == 3400
+    assert runs.steps_in_budget(0.1, costs, steps_per_epoch=100) == 100
+    assert runs.steps_in_budget(
+        0.1, costs, steps_per_epoch=100, minimum=500
+    ) == 500
     with pytest.raises(ValueError, match="minutes"):
-        runs.steps_in_budget(0, 0.5)
-    with pytest.raises(ValueError, match="steps"):
-        runs.seconds_per_step(pretrainer, tiny_batches(), steps=0)
+        runs.steps_in_budget(0, costs, steps_per_epoch=100)
 
 
 def test_step_clock_times_the_batches_asked_for():

@@ -11,16 +11,18 @@ benchmarks.
   from its width, as the demo scales its model.
 - `resume_or_start(model, checkpoint_dir)`: restore the newest complete
   checkpoint, or start from step 0.
-- `StepClock`, `seconds_per_step(model, dataset)`,
-  `steps_in_budget(minutes, seconds_per_step)`: the time budget.
+- `StepClock`, `measure_step_costs(model, dataset, callbacks)`,
+  `steps_in_budget(minutes, costs, steps_per_epoch)`: the time budget.
 - `backend_version()`: the version of the Keras backend's framework, for
   result files.
 """
 
+import dataclasses
 import importlib
 import time
 
 import keras
+import numpy as np
 
 from keras_electra.training import checkpoints
 
@@ -214,21 +216,46 @@ class StepClock(keras.callbacks.Callback):
         self.times.append(time.perf_counter())
 
 
-def seconds_per_step(model, dataset, steps=10, warmup_steps=3):
-    """Mean seconds of a train step of the compiled `model` on `dataset`.
+@dataclasses.dataclass(frozen=True)
+class StepCosts:
+    """What `fit` costs, in seconds, callbacks included.
 
-    Runs `warmup_steps + steps` steps (so train a throw-away copy) and times
-    the last `steps` of them: compilation happens in the warmup steps.
+    Attributes:
+        startup: compiling, before the first step.
+        step: one training step with the callbacks' per-step work.
+        epoch_end: the callbacks' once-an-epoch work (a checkpoint, a plot,
+            a TensorBoard summary).
+    """
+
+    startup: float
+    step: float
+    epoch_end: float
+
+    def per_step(self, steps_per_epoch):
+        """A step's share of the run, with its part of the epoch's end."""
+        return self.step + self.epoch_end / steps_per_epoch
+
+
+def measure_step_costs(model, dataset, callbacks=(), steps_per_epoch=6):
+    """Time `fit(dataset, callbacks=callbacks)` over three short epochs.
+
+    A budget timed on bare steps overshoots by what the callbacks add
+    (15% in the demo: a CSV row a step, a checkpoint and a plot an epoch), so
+    this times `fit` with the run's own callbacks. The first epoch compiles;
+    the second's end and the third epoch give the epoch's-end and the step
+    costs. Train a throw-away copy of the model, and give callbacks that
+    write elsewhere and do their once-an-epoch work every `steps_per_epoch`
+    steps (e.g. `PretrainingCheckpoint(tmp, save_every=steps_per_epoch)`).
 
     Args:
         model: a compiled `keras.Model`.
-        dataset: its training data, with at least `warmup_steps + steps`
+        dataset: its training data, with at least `3 * steps_per_epoch`
             batches (a repeating `tf.data.Dataset`, for example).
-        steps: int. Steps timed.
-        warmup_steps: int. Steps run first, untimed.
+        callbacks: the callbacks of the real run.
+        steps_per_epoch: int, at least 2. Steps of each timed epoch.
 
     Returns:
-        float.
+        `StepCosts`.
 
     Example:
     ```python
@@ -236,46 +263,66 @@ def seconds_per_step(model, dataset, steps=10, warmup_steps=3):
     import numpy as np
     import tensorflow as tf
 
-    from keras_electra.training.runs import seconds_per_step
+    from keras_electra.training.runs import measure_step_costs
 
     model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     model.compile(loss="mse")
     data = tf.data.Dataset.from_tensors((np.ones((2, 2)), np.ones((2, 1))))
-    seconds_per_step(model, data.repeat(), steps=2, warmup_steps=1) > 0  # True
+    costs = measure_step_costs(model, data.repeat(), steps_per_epoch=3)
+    costs.step > 0  # True
     ```
     """
-    if steps < 1 or warmup_steps < 1:
+    if steps_per_epoch < 2:
         raise ValueError(
-            f"`steps` and `warmup_steps` must be at least 1; got {steps} and "
-            f"{warmup_steps}."
+            f"`steps_per_epoch` must be at least 2; got {steps_per_epoch}."
         )
     clock = StepClock()
     model.fit(
         dataset,
-        steps_per_epoch=warmup_steps + steps,
-        callbacks=[clock],
+        epochs=3,
+        steps_per_epoch=steps_per_epoch,
+        callbacks=[*callbacks, clock],
         verbose=0,
     )
-    return (clock.times[-1] - clock.times[warmup_steps - 1]) / steps
+    # From the second epoch's last step on: its end, then the third's steps.
+    intervals = np.diff(clock.times[2 * steps_per_epoch - 1 :])
+    step = float(np.median(intervals[1:]))
+    return StepCosts(
+        startup=max(0.0, clock.times[0] - clock.train_begin - step),
+        step=step,
+        epoch_end=max(0.0, float(intervals.sum()) - len(intervals) * step),
+    )
 
 
-def steps_in_budget(minutes, seconds_per_step, minimum=1):
-    """How many steps of `seconds_per_step` fit in `minutes` (at least
-    `minimum`).
+def steps_in_budget(
+    minutes, costs, steps_per_epoch, elapsed_seconds=0.0, minimum=1
+):
+    """How many steps fit in `minutes`, a whole number of epochs.
+
+    Args:
+        minutes: float. The budget.
+        costs: `StepCosts` of the run (`measure_step_costs`).
+        steps_per_epoch: int. The run's steps per epoch.
+        elapsed_seconds: float. Time of the budget already spent (timing
+            the steps, for example).
+        minimum: int. At least this many steps (one epoch if larger).
 
     Example:
     ```python
-    from keras_electra.training.runs import steps_in_budget
+    from keras_electra.training.runs import StepCosts, steps_in_budget
 
-    steps_in_budget(5, 0.25)  # 1200
+    costs = StepCosts(startup=10.0, step=0.25, epoch_end=5.0)
+    steps_in_budget(5, costs, steps_per_epoch=100)  # 900
     ```
     """
-    if minutes <= 0 or seconds_per_step <= 0:
+    if minutes <= 0 or costs.step <= 0:
         raise ValueError(
-            f"`minutes` and `seconds_per_step` must be positive; got "
-            f"{minutes} and {seconds_per_step}."
+            f"`minutes` and the step's cost must be positive; got {minutes} "
+            f"and {costs.step}."
         )
-    return max(minimum, int(minutes * 60 / seconds_per_step))
+    seconds = minutes * 60 - elapsed_seconds - costs.startup
+    epochs = int(seconds / (costs.per_step(steps_per_epoch) * steps_per_epoch))
+    return max(minimum, steps_per_epoch, epochs * steps_per_epoch)
 
 
 def backend_version():
