@@ -313,12 +313,6 @@ def parse_args(argv=None):
 
 
 def build_pretrainer(args, tokenizer):
-    if args.transformers_discriminator:
-        return keras_electra.pretrainer_from_transformers(
-            args.transformers_discriminator,
-            args.transformers_generator,
-            seed=args.seed,
-        )
     options = {
         "seed": args.seed,
         "objective": args.objective,
@@ -327,6 +321,12 @@ def build_pretrainer(args, tokenizer):
     for name in ("generator_size", "mask_rate", "temperature"):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
+    if args.transformers_discriminator:
+        return keras_electra.pretrainer_from_transformers(
+            args.transformers_discriminator,
+            args.transformers_generator,
+            **options,
+        )
     if args.preset:
         return keras_electra.ElectraPretrainer.from_preset(
             args.preset, **options
