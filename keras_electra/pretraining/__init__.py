@@ -13,10 +13,21 @@ by blank lines, and every file starting a new document. From there:
    TFRecord shards plus `metadata.json`;
 4. `pretraining_dataset` reads the shards back as shuffled batches for
    `ElectraPretrainer.fit`, on any backend.
+
+To see what a pretrainer does on real sentences (masks, generator samples,
+the discriminator's scores), `ElectraPretrainer.inspect(texts)` returns an
+`Inspection`, shown by `render_text`, `render_html` or `write_html`
+(`keras_electra.pretraining.inspection`).
 """
 
 from keras_electra.pretraining.examples import ExampleBuilder
 from keras_electra.pretraining.examples import build_examples
+from keras_electra.pretraining.inspection import InspectedText
+from keras_electra.pretraining.inspection import InspectedToken
+from keras_electra.pretraining.inspection import Inspection
+from keras_electra.pretraining.inspection import render_html
+from keras_electra.pretraining.inspection import render_text
+from keras_electra.pretraining.inspection import write_html
 from keras_electra.pretraining.shards import FEATURES
 from keras_electra.pretraining.shards import METADATA_FILE
 from keras_electra.pretraining.shards import SHARD_PATTERN
