@@ -24,6 +24,9 @@ from keras_electra.models.electra_backbone import ElectraBackbone
 from keras_electra.models.electra_discriminator import ElectraDiscriminator
 from keras_electra.models.electra_generator import ElectraGenerator
 from keras_electra.models.electra_heads import ElectraReplacedTokenHead
+from keras_electra.models.electra_masked_lm_preprocessor import (
+    ElectraMaskedLMPreprocessor,
+)
 from keras_electra.models.electra_presets import PRESETS as presets
 from keras_electra.models.electra_question_answerer import (
     ElectraQuestionAnswerer,

@@ -19,6 +19,36 @@ from keras_electra.utils.keras_compat import preset_utils
 from keras_electra.utils.file_io import replace_directory
 from keras_electra.utils.file_io import staging_directory
 
+# The layout `ElectraPretrainer.save_to_preset` writes: the discriminator and
+# the tokenizer at the root, the pre-training settings in this file and the
+# generator (without a tokenizer) in this subfolder. The pretrainer names them
+# too; the models read them from here, as they may not import `pretraining`.
+PRETRAINER_CONFIG_FILE = "pretrainer.json"
+GENERATOR_DIR = "generator"
+
+
+def pretrainer_generator_preset(preset):
+    """The generator's folder of a pretrainer preset, or `None`.
+
+    `preset/generator` if `preset` is a local directory written by
+    `ElectraPretrainer.save_to_preset` with a generator, else `None`.
+
+    Example:
+    ```python
+    from keras_electra.utils import preset_loading
+
+    preset_loading.pretrainer_generator_preset("electra_small")  # None
+    ```
+    """
+    if not isinstance(preset, (str, os.PathLike)):
+        return None
+    preset = os.fspath(preset)
+    generator = os.path.join(preset, GENERATOR_DIR)
+    if os.path.isfile(
+        os.path.join(preset, PRETRAINER_CONFIG_FILE)
+    ) and os.path.isfile(os.path.join(generator, preset_utils.CONFIG_FILE)):
+        return generator
+    return None
 
 
 def is_transformers_preset(preset):

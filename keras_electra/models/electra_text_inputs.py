@@ -1,0 +1,198 @@
+"""Raw text into packed model inputs, for the models' text methods
+(`ElectraGenerator.fill_mask`, `ElectraDiscriminator.score_tokens`) and for
+attaching a preset's tokenizer as a task's preprocessor."""
+
+import keras
+import numpy as np
+from keras_electra.utils import preset_loading
+from keras_electra.utils.keras_compat import preset_utils
+
+from keras_electra.models.electra_tokenizer import has_tokenizer
+
+
+class PackedInputsPassThrough:
+    """Mixin for keras-hub tasks: packed inputs (a dict such as
+    `{"token_ids", ...}`) skip the preprocessor.
+
+    So a task that got a preprocessor from its preset's tokenizer still
+    takes the packed inputs it took without one; strings are preprocessed.
+    """
+
+    def preprocess_samples(self, x, y=None, sample_weight=None):
+        if isinstance(x, dict):
+            return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+        return super().preprocess_samples(x, y, sample_weight)
+
+
+def check_texts(texts):
+    """`texts` as a list of non-empty strings, or a `ValueError` saying why
+    not.
+
+    Args:
+        texts: a string or a list (or tuple) of strings.
+
+    Returns:
+        list of str.
+
+    Example:
+    ```python
+    from keras_electra.models.electra_text_inputs import check_texts
+
+    check_texts("a cat")  # ["a cat"]
+    check_texts(["a cat", "a dog"])  # ["a cat", "a dog"]
+    ```
+    """
+    if isinstance(texts, str):
+        texts = [texts]
+    if not isinstance(texts, (list, tuple)) or not all(
+        isinstance(text, str) for text in texts
+    ):
+        raise ValueError(
+            "`texts` must be a string or a list of strings, got "
+            f"{_describe(texts)}."
+        )
+    if not texts:
+        raise ValueError("`texts` is an empty list; pass at least one text.")
+    for index, text in enumerate(texts):
+        if not text.strip():
+            raise ValueError(
+                f"Text {index} is empty ({text!r}); every text needs at "
+                "least one word."
+            )
+    return list(texts)
+
+
+def task_tokenizer(task, method):
+    """The tokenizer of `task`'s preprocessor, or a `ValueError` naming
+    `method`, which needs it."""
+    tokenizer = getattr(task.preprocessor, "tokenizer", None)
+    if tokenizer is None:
+        raise ValueError(
+            f"`{method}` needs a tokenizer, and this "
+            f"`{type(task).__name__}` has no preprocessor with one. Load it "
+            "with `from_preset` from a preset that holds a tokenizer, or "
+            "pass `preprocessor=` when building it."
+        )
+    return tokenizer
+
+
+def reading_special_tokens(tokenizer):
+    """`tokenizer`, or a copy of it that reads special tokens written in the
+    text (`"[MASK]"` as the mask id, not as `"[", "mask", "]"`)."""
+    if tokenizer.special_tokens_in_strings:
+        return tokenizer
+    config = tokenizer.get_config()
+    config.update(
+        vocabulary=tokenizer.get_vocabulary(), special_tokens_in_strings=True
+    )
+    return type(tokenizer).from_config(config)
+
+
+def tokenize(tokenizer, texts):
+    """Token ids of each text, as lists of Python ints."""
+    ids = tokenizer(texts)
+    if hasattr(ids, "to_list"):  # A `tf.RaggedTensor`.
+        ids = ids.to_list()
+    return [[int(i) for i in row] for row in ids]
+
+
+def pack(tokenizer, token_ids, sequence_length):
+    """`[CLS] ids [SEP]` per row, truncated and padded to `sequence_length`.
+
+    Args:
+        tokenizer: the tokenizer that gave `token_ids` (for its special ids).
+        token_ids: list of lists of ints.
+        sequence_length: int >= 3.
+
+    Returns:
+        `({"token_ids", "segment_ids", "padding_mask"}, lengths)`: int32
+        arrays of shape `(len(token_ids), sequence_length)`, and how many of
+        each row's ids were kept.
+
+    Example:
+    ```python
+    import keras_electra
+    from keras_electra.models.electra_text_inputs import pack
+
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "cat"]
+    tokenizer = keras_electra.ElectraTokenizer(vocabulary)
+    x, lengths = pack(tokenizer, [[5, 6, 5, 6], [6]], sequence_length=4)
+    x["token_ids"].tolist()  # [[2, 5, 6, 3], [2, 6, 3, 0]]
+    lengths  # [2, 1]
+    ```
+    """
+    token_ids_out = np.full(
+        (len(token_ids), sequence_length), tokenizer.pad_token_id, "int32"
+    )
+    padding_mask = np.zeros_like(token_ids_out)
+    lengths = []
+    for row, ids in enumerate(token_ids):
+        ids = ids[: sequence_length - 2]
+        packed = [tokenizer.cls_token_id, *ids, tokenizer.sep_token_id]
+        token_ids_out[row, : len(packed)] = packed
+        padding_mask[row, : len(packed)] = 1
+        lengths.append(len(ids))
+    x = {
+        "token_ids": token_ids_out,
+        "segment_ids": np.zeros_like(token_ids_out),
+        "padding_mask": padding_mask,
+    }
+    return x, lengths
+
+
+def sequence_length(task):
+    """The length `task`'s text methods pack to: its preprocessor's, at most
+    the backbone's `max_sequence_length`."""
+    longest = task.backbone.max_sequence_length
+    return min(getattr(task.preprocessor, "sequence_length", None) or longest,
+               longest)
+
+
+def preprocessor_from_preset(
+    preprocessor_cls, preset, kwargs, argument_names, tokenizer_preset=None
+):
+    """The preprocessor `from_preset(preset, **kwargs)` attaches to a task,
+    or `None` if the preset has no tokenizer (or `kwargs` has a
+    `preprocessor`).
+
+    Pops the preprocessor's arguments (`argument_names`) from `kwargs`.
+    `sequence_length` defaults to the saved preprocessor's, else to 512 or
+    the backbone's `max_sequence_length` if shorter. The tokenizer (and
+    saved preprocessor settings) come from `tokenizer_preset`, default
+    `preset`.
+    """
+    tokenizer_preset = tokenizer_preset or preset
+    if "preprocessor" in kwargs:
+        return None
+    if preset in preprocessor_cls.backbone_cls.builtin_presets:
+        return None
+    preset_loading.check_preset(
+        preset, preprocessor_cls.backbone_cls.builtin_presets
+    )
+    if not has_tokenizer(tokenizer_preset):
+        return None
+    preprocessor_kwargs = {
+        name: kwargs.pop(name) for name in argument_names if name in kwargs
+    }
+    if "sequence_length" not in preprocessor_kwargs and not (
+        preset_utils.check_file_exists(
+            tokenizer_preset, preset_utils.PREPROCESSOR_CONFIG_FILE
+        )
+    ):
+        longest = kwargs.get(
+            "max_sequence_length"
+        ) or preset_loading.max_sequence_length(
+            preset, preprocessor_cls.backbone_cls.builtin_presets
+        )
+        preprocessor_kwargs["sequence_length"] = min(512, longest or 512)
+    return preprocessor_cls.from_preset(tokenizer_preset, **preprocessor_kwargs)
+
+
+def _describe(value):
+    if isinstance(value, (list, tuple)):
+        bad = next(v for v in value if not isinstance(v, str))
+        return (
+            f"a {type(value).__name__} holding a {type(bad).__name__} "
+            f"({bad!r:.60})"
+        )
+    return f"a {type(value).__name__} ({value!r:.60})"
