@@ -131,6 +131,17 @@ def test_pretrain_rejects_bad_flags(corpus, tmp_path):
         pretrain.parse_args(["--demo-corpus", "wikipedia", "--output", "x"])
 
 
+def test_pretrain_embedding_sharing_flag(tmp_path):
+    output = ["--corpus", "a.txt", "--output", str(tmp_path)]
+    assert pretrain.parse_args(output).embedding_sharing is None
+    args = pretrain.parse_args(
+        output + ["--embedding-sharing", "gdes", "--preset", "electra_tiny"]
+    )
+    assert pretrain.build_pretrainer(args, None).embedding_sharing == "gdes"
+    with pytest.raises(SystemExit):
+        pretrain.parse_args(output + ["--embedding-sharing", "shared"])
+
+
 def test_pretrain_demo_corpus_sources(tmp_path):
     output = ["--output", str(tmp_path)]
     # Alone: the default sources; with names: those.
@@ -244,7 +255,8 @@ def test_squad_trains_and_scores(pretrained, tmp_path):
         assert set(json.load(file)) == {"q0", "q1"}
 
 
-def test_demo_end_to_end_on_fixtures(corpus, tmp_path, monkeypatch):
+def demo_fixtures(corpus, monkeypatch):
+    """The demo on the test corpus and fixture reviews, at a tiny scale."""
     rng = random.Random(2)
 
     def split(count):
@@ -256,7 +268,7 @@ def test_demo_end_to_end_on_fixtures(corpus, tmp_path, monkeypatch):
         }
 
     reviews = {
-        "train": split(24), "dev": split(8), "test": split(8),
+        "train": split(24), "dev": split(8), "test": split(24),
         "unlabeled": ["A plot. It ends well."],
     }
     monkeypatch.setattr(demo.datasets, "demo_corpus", lambda: [corpus])
@@ -267,16 +279,108 @@ def test_demo_end_to_end_on_fixtures(corpus, tmp_path, monkeypatch):
     }.items():
         monkeypatch.setitem(runs.DEMO_PRETRAINING, name, value)
     monkeypatch.setitem(runs.DEMO_FINETUNING, "max_sequence_length", 16)
-    summary = demo.main(
-        ["--steps", "2", "--num-layers", "1", "--hidden-dim", "16",
-         "--finetuning-epochs", "1", "--output", str(tmp_path)]
-    )
+    return reviews
+
+
+def check_demo_summary(summary, output):
     for mode in ("fine_tuned", "frozen_encoder"):
         for accuracy in summary["accuracy"][mode].values():
             assert set(accuracy) == {"dev", "test"}
             assert all(0 <= value <= 1 for value in accuracy.values())
         assert set(summary["accuracy"][mode]) == {"electra", "from_scratch"}
-    assert os.path.exists(tmp_path / "summary.json")
-    in_domain = (tmp_path / "in_domain.txt").read_text().split("\n\n")
+    assert list(summary["minutes"]) == [
+        "data", "pretraining", "inspection", "fine_tuning",
+        "frozen_encoders", "total",
+    ]
+    assert summary["minutes"]["total"] >= sum(
+        v for k, v in summary["minutes"].items() if k != "total"
+    ) - 0.05
+    assert os.path.exists(output / "summary.json")
+    page = (output / "inspection.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") or "<html" in page
+
+
+def test_demo_end_to_end_on_fixtures(corpus, tmp_path, monkeypatch, capsys):
+    reviews = demo_fixtures(corpus, monkeypatch)
+    summary = demo.main(
+        ["--steps", "2", "--num-layers", "1", "--hidden-dim", "16",
+         "--finetuning-epochs", "1", "--output", str(tmp_path)]
+    )
+    check_demo_summary(summary, tmp_path)
+    printed = capsys.readouterr().out
+    # The sections, in the order the issue gives them.
+    sections = [
+        "== 1/6 Data", "movie reviews: train 24",
+        "== 2/6 Pre-training", "against always answering 'original'",
+        "== 3/6 What the discriminator sees", "inspection.html",
+        "== 4/6 What the generator fills in", "the generator: ",
+        "== 5/6 Fine-tuning: electra", "== 6/6 Fine-tuning: from scratch",
+        "frozen encoders", "| model | dev | test |",
+        "benchmarks/RESULTS.md", "Done in",
+    ]
+    places = [printed.find(section) for section in sections]
+    assert -1 not in places, [s for s, p in zip(sections, places) if p < 0]
+    assert places == sorted(places)
+    # Five test sentences inspected, none of them in the pre-training corpus.
+    inspected = summary["inspection"]
+    assert 0 <= inspected["replaced_fraction"] <= 1
+    in_domain = (tmp_path / "in_domain.txt").read_text()
+    assert not any(t in in_domain for t in demo.short_texts(
+        reviews["test"]["texts"], 5))
     # Training snippets grouped by film (3 films) plus one plot summary.
-    assert len([d for d in in_domain if d.strip()]) == 3 + 1
+    documents = in_domain.split("\n\n")
+    assert len([d for d in documents if d.strip()]) == 3 + 1
+
+
+def test_demo_continues_a_transformers_checkpoint_pair(
+    corpus, tmp_path, monkeypatch, capsys
+):
+    transformers = pytest.importorskip("transformers")
+    torch = pytest.importorskip("torch")
+    demo_fixtures(corpus, monkeypatch)
+    vocabulary = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", *WORDS]
+    common = dict(
+        vocab_size=len(vocabulary), embedding_size=8, num_hidden_layers=1,
+        max_position_embeddings=32, hidden_act="gelu",
+    )
+    torch.manual_seed(0)
+    discriminator = transformers.ElectraForPreTraining(
+        transformers.ElectraConfig(
+            hidden_size=16, num_attention_heads=2, intermediate_size=32,
+            **common,
+        )
+    )
+    generator = transformers.ElectraForMaskedLM(
+        transformers.ElectraConfig(
+            hidden_size=8, num_attention_heads=1, intermediate_size=32,
+            **common,
+        )
+    )
+    # A released pair shares its embeddings.
+    generator.electra.embeddings.load_state_dict(
+        discriminator.electra.embeddings.state_dict()
+    )
+    (tmp_path / "vocab.txt").write_text("\n".join(vocabulary) + "\n")
+    tokenizer = transformers.BertTokenizerFast.from_pretrained(str(tmp_path))
+    folders = {}
+    for name, model in (("d", discriminator), ("g", generator)):
+        model.save_pretrained(str(tmp_path / name))
+        tokenizer.save_pretrained(str(tmp_path / name))
+        folders[name] = str(tmp_path / name)
+    output = tmp_path / "demo"
+    summary = demo.main(
+        ["--preset", folders["d"], "--generator-preset", folders["g"],
+         "--steps", "2", "--finetuning-epochs", "1", "--output", str(output)]
+    )
+    check_demo_summary(summary, output)
+    printed = capsys.readouterr().out
+    assert f"{folders['d']} + " in printed  # the table names the checkpoint
+    with open(output / "pretraining" / "preset" / "pretrainer.json") as file:
+        settings = json.load(file)
+    assert settings["temperature"] == 1.0  # the paper's, not the demo's 3
+    # The checkpoint's vocabulary, not a newly trained one.
+    assert not (output / "pretraining" / "vocab.txt").exists()
+    with pytest.raises(SystemExit):
+        demo.parse_args(["--generator-preset", folders["g"]])
+
+
