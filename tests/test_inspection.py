@@ -170,11 +170,11 @@ def test_other_objectives_with_both_towers_are_inspected():
 @pytest.mark.parametrize(
     "texts, message",
     [
-        ("", "empty text"),
-        (["the cat", "   "], r"texts\[1\]` is an empty text"),
-        ([], "`texts` is empty"),
-        (3, "string or a list of strings; got int"),
-        (["the cat", None], r"texts\[1\]` is a NoneType"),
+        ("", "Text 0 is empty"),
+        (["the cat", "   "], "Text 1 is empty"),
+        ([], "`texts` is an empty list"),
+        (3, "string or a list of strings, got"),
+        (["the cat", None], "string or a list of strings, got"),
     ],
 )
 def test_bad_texts_are_refused(pretrainer, texts, message):

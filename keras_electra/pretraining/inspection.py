@@ -31,6 +31,7 @@ import keras
 import keras_hub
 import numpy as np
 
+from keras_electra.models import electra_text_inputs as text_inputs
 from keras_electra.utils.checks import check_token_ids
 from keras_electra.utils.file_io import write_text_atomically
 
@@ -166,7 +167,7 @@ def inspect(pretrainer, texts, seed=0):
     ```
     """
     _check_pretrainer(pretrainer)
-    texts = _check_texts(texts)
+    texts = text_inputs.check_texts(texts)
     tokenizer = pretrainer.tokenizer
     backbone = pretrainer.backbone
     pieces = [np.asarray(tokenizer(text)).tolist() for text in texts]
@@ -252,30 +253,6 @@ def _check_pretrainer(pretrainer):
             "this pretrainer has none: pass `tokenizer=` to "
             "`ElectraPretrainer` (or `ElectraPretrainer.from_preset`)."
         )
-
-
-def _check_texts(texts):
-    if isinstance(texts, str):
-        texts = [texts]
-    if not isinstance(texts, (list, tuple)):
-        raise ValueError(
-            "`texts` must be a string or a list of strings; got "
-            f"{type(texts).__name__}."
-        )
-    if not texts:
-        raise ValueError("`texts` is empty: there is nothing to inspect.")
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(
-                "`texts` must be a string or a list of strings; "
-                f"`texts[{index}]` is a {type(text).__name__}."
-            )
-        if not text.strip():
-            raise ValueError(
-                f"`texts[{index}]` is an empty text: there is nothing to "
-                "inspect."
-            )
-    return list(texts)
 
 
 def _forward_from_seed(pretrainer, inputs, seed):
