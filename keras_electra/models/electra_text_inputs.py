@@ -144,8 +144,8 @@ def sequence_length(task):
     """The length `task`'s text methods pack to: its preprocessor's, at most
     the backbone's `max_sequence_length`."""
     longest = task.backbone.max_sequence_length
-    return min(getattr(task.preprocessor, "sequence_length", None) or longest,
-               longest)
+    length = getattr(task.preprocessor, "sequence_length", None)
+    return min(length or longest, longest)
 
 
 def preprocessor_from_preset(
