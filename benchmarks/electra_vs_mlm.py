@@ -21,6 +21,12 @@ starts again where it stopped (finished runs are read from
     KERAS_BACKEND=tensorflow python benchmarks/electra_vs_mlm.py
     python benchmarks/electra_vs_mlm.py --objectives electra,mlm,electra_15,replace_mlm,all_tokens_mlm
     python benchmarks/electra_vs_mlm.py --quick      # smoke run, minutes
+    python benchmarks/electra_vs_mlm.py --objectives electra,electra+gdes \
+        --output benchmarks/results/electra_gdes.json  # tied vs GDES
+
+An objective may name its embedding sharing after a `+` (`electra+gdes`,
+`replace_mlm+separate`; `ElectraPretrainer(embedding_sharing=...)`); without
+one it is the pretrainer's default, `tied`.
 
 The budget is given as `--electra-steps`: the FLOPs of that many ELECTRA
 steps of the configured model, batch and sequence length.
@@ -58,6 +64,7 @@ from keras_electra.training.runs import jit_compile_option  # noqa: E402
 from keras_electra.utils.file_io import write_json  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+EMBEDDING_SHARING = keras_electra.pretraining.pretrainer.EMBEDDING_SHARING
 # The demo's model (`keras_electra.presets["electra_demo"]`).
 DEMO_MODEL = keras_electra.presets[DEMO_PRESET]["backbone"]
 
@@ -84,7 +91,8 @@ def build_parser():
     add(
         "--objectives",
         default="electra,mlm",
-        help="Comma-separated ElectraPretrainer objectives to compare.",
+        help="Comma-separated ElectraPretrainer objectives to compare, each "
+        "optionally with +tied, +gdes or +separate embedding sharing.",
     )
     add("--seeds", type=int, default=3, help="Seeds per objective.")
     add(
@@ -149,9 +157,12 @@ def parse_args(argv=None):
         if args.work_dir == parser.get_default("work_dir"):
             args.work_dir += "_quick"
     args.objectives = args.objectives.split(",")
-    for objective in args.objectives:
+    for name in args.objectives:
+        objective, sharing = split_objective(name)
         if objective not in keras_electra.pretraining.pretrainer.OBJECTIVES:
             parser.error(f"unknown objective '{objective}'")
+        if sharing not in (None,) + EMBEDDING_SHARING:
+            parser.error(f"unknown embedding sharing '{sharing}' in '{name}'")
     if args.checkpoints < 1 or args.electra_steps < args.checkpoints:
         parser.error("need 1 <= --checkpoints <= --electra-steps")
     if args.output is None:
@@ -160,9 +171,16 @@ def parse_args(argv=None):
     return args
 
 
+def split_objective(name):
+    """`"electra+gdes"` -> `("electra", "gdes")`, `"mlm"` -> `("mlm", None)`."""
+    objective, _, sharing = name.partition("+")
+    return objective, sharing or None
+
+
 def build_pretrainer(args, objective, seed, tokenizer):
     """The pretrainer recipes/pretrain.py builds for one run: ELECTRA-Small's
     settings with the configured sizes."""
+    objective, sharing = split_objective(objective)
     options = {
         "seed": seed,
         "objective": objective,
@@ -171,6 +189,8 @@ def build_pretrainer(args, objective, seed, tokenizer):
     }
     if objective in flops.OBJECTIVES_WITH_GENERATOR:
         options["generator_size"] = args.generator_size
+    if sharing is not None:
+        options["embedding_sharing"] = sharing
     return keras_electra.ElectraPretrainer.from_preset(
         "electra_small",
         vocab_size=tokenizer.vocabulary_size(),
@@ -186,8 +206,9 @@ def step_flops(args, objective, tokenizer):
     keras.utils.set_random_seed(0)
     pretrainer = build_pretrainer(args, objective, 0, tokenizer)
     generator = pretrainer.generator
+    # The sharing changes no matrix product: the FLOPs are the objective's.
     return flops.pretraining_step_flops(
-        objective,
+        split_objective(objective)[0],
         pretrainer.backbone.get_config(),
         generator.backbone.get_config() if generator is not None else None,
         args.batch_size,

@@ -167,6 +167,14 @@ def build_parser():
         help="Generator width / discriminator width. Default: the preset's.",
     )
     model.add_argument(
+        "--embedding-sharing",
+        choices=electra_pretrainer.EMBEDDING_SHARING,
+        default=None,
+        help="How generator and discriminator share embeddings: tied (the "
+        "paper), gdes (DeBERTa-v3's gradient-disentangled sharing) or "
+        "separate. Default: the preset's, else tied.",
+    )
+    model.add_argument(
         "--mask-rate",
         type=float,
         default=None,
@@ -318,7 +326,9 @@ def build_pretrainer(args, tokenizer):
         "objective": args.objective,
         "discriminator_weight": args.discriminator_weight,
     }
-    for name in ("generator_size", "mask_rate", "temperature"):
+    for name in (
+        "generator_size", "mask_rate", "temperature", "embedding_sharing"
+    ):
         if getattr(args, name) is not None:
             options[name] = getattr(args, name)
     if args.transformers_discriminator:

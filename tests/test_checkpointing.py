@@ -197,7 +197,7 @@ def test_mismatched_model_is_refused_and_left_alone(tmp_path):
         restore_checkpoint(other, path)
     for a, b in zip(values(other.variables), before):
         np.testing.assert_array_equal(a, b)
-    untied = compiled_pretrainer(tie_embeddings=False)
+    untied = compiled_pretrainer(embedding_sharing="separate")
     with pytest.raises(ValueError, match="model variables"):
         restore_checkpoint(untied, path)
     with pytest.raises(ValueError, match="compile"):

@@ -105,4 +105,13 @@ def test_bad_flags():
     with pytest.raises(SystemExit):
         electra_vs_mlm.parse_args(["--objectives", "electra,bert"])
     with pytest.raises(SystemExit):
+        electra_vs_mlm.parse_args(["--objectives", "electra+shared"])
+    with pytest.raises(SystemExit):
         electra_vs_mlm.parse_args(["--checkpoints", "5", "--electra-steps", "4"])
+
+
+def test_objectives_with_embedding_sharing():
+    args = electra_vs_mlm.parse_args(["--objectives", "electra,electra+gdes"])
+    assert args.objectives == ["electra", "electra+gdes"]
+    assert electra_vs_mlm.split_objective("electra+gdes") == ("electra", "gdes")
+    assert electra_vs_mlm.split_objective("mlm") == ("mlm", None)

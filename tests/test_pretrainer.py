@@ -169,7 +169,7 @@ def test_embeddings_are_one_variable_moved_by_both_losses():
 
 
 def test_untied_embeddings_are_separate():
-    pretrainer = tiny_pretrainer(tie_embeddings=False)
+    pretrainer = tiny_pretrainer(embedding_sharing="separate")
     assert (
         pretrainer.generator.backbone.token_embedding
         is not pretrainer.discriminator.backbone.token_embedding

@@ -319,11 +319,39 @@ def test_pretrainer_from_transformers_pair(tmp_path, tie):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         pretrainer = keras_electra.pretrainer_from_transformers(
-            d_path, g_path, mask_rate=0.2, tie_embeddings=tie, seed=3
+            d_path,
+            g_path,
+            mask_rate=0.2,
+            embedding_sharing="tied" if tie else "separate",
+            seed=3,
         )
     assert not [w for w in caught if "differs" in str(w.message)]
     assert pretrainer.generator_size == 0.5
     assert pretrainer.mask_rate == 0.2
+    inputs = batch()
+    ours = numpy(pretrainer.discriminator(inputs))
+    theirs = run_hf(discriminator, inputs).logits.numpy()
+    assert np.abs(ours - theirs)[real(inputs)].max() <= ATOL
+    assert generator_difference(pretrainer.generator, generator) <= ATOL
+
+
+def test_gdes_pair_keeps_both_token_tables(tmp_path):
+    discriminator, generator, d_path, _ = hf_pair(tmp_path)
+    with torch.no_grad():
+        generator.electra.embeddings.word_embeddings.weight.add_(0.01)
+    g_path = save(generator, tmp_path / "generator_own_words")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pretrainer = keras_electra.pretrainer_from_transformers(
+            d_path, g_path, embedding_sharing="gdes", seed=3
+        )
+    assert not [w for w in caught if "differ" in str(w.message)]
+    embedding = pretrainer.backbone.token_embedding
+    np.testing.assert_allclose(
+        numpy(embedding.shared_embedding.embeddings),
+        generator.electra.embeddings.word_embeddings.weight.detach().numpy(),
+        atol=1e-7,
+    )
     inputs = batch()
     ours = numpy(pretrainer.discriminator(inputs))
     theirs = run_hf(discriminator, inputs).logits.numpy()

@@ -165,11 +165,13 @@ def load_pretrainer(cls, discriminator, generator, load_weights, kwargs):
     ):
         # The checkpoint's vocabulary fixes the special token ids.
         kwargs["tokenizer"] = ElectraTokenizer.from_preset(discriminator)
-    pretrainer = cls(backbone, **kwargs)
     if not load_weights:
-        return pretrainer
+        return cls(backbone, **kwargs)
     with TransformersCheckpoint(discriminator) as checkpoint:
+        # Before the pretrainer is built: with "gdes" it builds its encoder
+        # anew from `backbone`'s weights.
         load_entries(checkpoint, backbone_entries(backbone), "encoder")
+        pretrainer = cls(backbone, **kwargs)
         load_optional_head(
             checkpoint,
             discriminator_head_entries(pretrainer.discriminator),
@@ -179,18 +181,25 @@ def load_pretrainer(cls, discriminator, generator, load_weights, kwargs):
     if generator is None:
         return pretrainer
     generator_backbone = pretrainer.generator.backbone
-    tied = pretrainer.tie_embeddings
+    sharing = pretrainer.embedding_sharing
+    entries = backbone_entries(
+        generator_backbone, include_embeddings=sharing == "separate"
+    )
+    # What stays tied and must agree: the whole embedding block, or with
+    # "gdes" all of it but the token table, which the generator then owns
+    # (`shared`) and `delta` makes up to the discriminator's.
+    tied_entries = embedding_entries(backbone) if sharing != "separate" else []
+    if sharing == "gdes":
+        entries += embedding_entries(generator_backbone)[:1]
+        tied_entries = tied_entries[1:]
+        discriminator_table = numpy(backbone.token_embedding.embeddings)
     with TransformersCheckpoint(generator) as checkpoint:
-        load_entries(
-            checkpoint,
-            backbone_entries(generator_backbone, include_embeddings=not tied),
-            "encoder",
-        )
+        load_entries(checkpoint, entries, "encoder")
         load_generator_head(pretrainer.generator, checkpoint)
-        if tied:
-            _compare_embeddings(
-                checkpoint, embedding_entries(backbone), discriminator
-            )
+        if tied_entries:
+            _compare_embeddings(checkpoint, tied_entries, discriminator)
+    if sharing == "gdes":
+        pretrainer.backbone.token_embedding.assign_folded(discriminator_table)
     return pretrainer
 
 
@@ -208,7 +217,8 @@ def _compare_embeddings(checkpoint, entries, discriminator):
             "The generator's embeddings differ from the discriminator's "
             f"('{discriminator}'): {', '.join(differences)}. The pretrainer "
             "shares the discriminator's embeddings with the generator; pass "
-            "`tie_embeddings=False` to keep the generator's own.",
+            "`embedding_sharing=\"separate\"` to keep the generator's own "
+            "(or `\"gdes\"` to keep both tables).",
             stacklevel=4,
         )
 
@@ -224,9 +234,12 @@ def pretrainer_from_transformers(discriminator, generator, **kwargs):
     other dimensions must match the discriminator's, or a `ValueError` says
     which does not.
 
-    With `tie_embeddings=True` (the default) both towers use the
+    With `embedding_sharing="tied"` (the default) both towers use the
     discriminator's embeddings; a warning says if the generator checkpoint's
     embeddings differ from them (in released pairs they are identical).
+    With `"gdes"` the generator's token table is `shared` and `delta` their
+    difference, so each tower keeps its own table; with `"separate"` the
+    generator keeps its embeddings.
 
     Args:
         discriminator: local directory or `hf://owner/name` handle of an

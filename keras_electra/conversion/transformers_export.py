@@ -17,6 +17,7 @@ from keras_electra.conversion.transformers_format import task_head
 from keras_electra.conversion.transformers_format import to_transformers
 from keras_electra.conversion.transformers_format import transformers_config
 from keras_electra.conversion.transformers_reader import warn_generator_head_gelu
+from keras_electra.models.electra_backbone import fold_embeddings
 from keras_electra.models.electra_generator import ElectraGenerator
 from keras_electra.models.electra_question_answerer import ElectraQuestionAnswerer
 from keras_electra.pretraining.pretrainer import ElectraPretrainer
@@ -37,7 +38,9 @@ def export_to_transformers(model, directory, tokenizer=None):
     with a `tokenizer` that has `get_vocabulary()`, `vocab.txt` and
     `tokenizer_config.json`. The backbone's `pooled_dense` has no
     counterpart in `transformers` and is left out. To export an
-    `ElectraPretrainer`, export its `discriminator` and `generator`.
+    `ElectraPretrainer`, export its `discriminator` and `generator`; the
+    discriminator of `embedding_sharing="gdes"` is exported with its token
+    table folded (`shared + delta`, `fold_embeddings`).
 
     The checkpoint is written to a temporary directory and moved into place,
     replacing an earlier export at `directory`; a non-empty `directory`
@@ -100,6 +103,7 @@ def export_to_transformers(model, directory, tokenizer=None):
             f"{sorted(cls.__name__ for cls in TASK_HEADS)}; got "
             f"{type(model).__name__}."
         )
+    backbone = fold_embeddings(backbone)
     tensors = {}
     for name, variable, layout in backbone_entries(backbone):
         tensors[prefix + name] = to_transformers(layout, numpy(variable))

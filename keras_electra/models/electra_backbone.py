@@ -2,6 +2,7 @@
 
 import keras
 import keras_hub
+from keras import ops
 from keras.layers import ReversibleEmbedding
 from keras_hub.layers import PositionEmbedding
 from keras_hub.layers import TransformerEncoder
@@ -30,6 +31,10 @@ EMBEDDING_LAYER_NAMES = SHARED_EMBEDDING_LAYER_NAMES + (
 )
 
 
+# How a backbone with an `embedding_owner` uses the owner's token embedding.
+EMBEDDING_SHARING_MODES = ("tied", "gdes")
+
+
 def electra_kernel_initializer(stddev=0.02):
     return keras.initializers.TruncatedNormal(stddev=stddev)
 
@@ -37,6 +42,78 @@ def electra_kernel_initializer(stddev=0.02):
 def gelu_activation(approximate_gelu):
     """The GELU variant: tanh-approximate (original, keras-hub) or exact (HF)."""
     return gelu_approximate if approximate_gelu else "gelu"
+
+
+class GradientDisentangledEmbedding(keras.layers.Layer):
+    """A token embedding on another layer's table, without training that table.
+
+    Gradient-disentangled embedding sharing (GDES; He et al., 2021,
+    DeBERTa-v3): the table this layer reads is `stop_gradient(shared) +
+    delta`. `shared` is the `embeddings` of another `ReversibleEmbedding`
+    (in `ElectraPretrainer`, the generator's), trained only by the model
+    that owns it; `delta`, zero at the start, is this layer's only variable
+    and takes all the gradient that reaches this layer. `shared + delta`
+    (`folded_embeddings()`) is the table an ordinary embedding would hold.
+
+    Called with `reverse=True` it projects to vocabulary logits with the
+    transposed table, like a `ReversibleEmbedding` with tied weights, so a
+    `keras_hub.layers.MaskedLMHead` can use it. As in `keras.layers.Embedding`
+    the table is gathered in the variable dtype and the result cast to the
+    compute dtype (`mixed_bfloat16` sums `shared + delta` in float32).
+
+    Args:
+        shared_embedding: a `keras.layers.ReversibleEmbedding`. Held by
+            reference, not tracked: its variable belongs to its own model, not
+            to the model of this layer.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
+    """
+
+    def __init__(self, shared_embedding, **kwargs):
+        super().__init__(**kwargs)
+        # A closure rather than an attribute: Keras (and torch.nn.Module)
+        # would track an attribute layer, making the shared table one of
+        # this layer's weights too.
+        self._shared_embedding = lambda: shared_embedding
+        self.input_dim = shared_embedding.input_dim
+        self.output_dim = shared_embedding.output_dim
+        # Gather in float32 and cast the result, as `keras.layers.Embedding`.
+        self.autocast = False
+
+    @property
+    def shared_embedding(self):
+        """The `ReversibleEmbedding` whose table is `shared`."""
+        return self._shared_embedding()
+
+    def build(self, input_shape=None):
+        self.delta = self.add_weight(
+            shape=(self.input_dim, self.output_dim),
+            initializer="zeros",
+            name="delta",
+        )
+        self.built = True
+
+    def call(self, inputs, reverse=False):
+        shared = ops.stop_gradient(self.shared_embedding.embeddings)
+        if reverse:
+            table = shared + self.delta
+            return ops.matmul(inputs, ops.transpose(table))
+        if inputs.dtype not in ("int32", "int64"):
+            inputs = ops.cast(inputs, "int32")
+        outputs = ops.take(shared, inputs, axis=0) + ops.take(
+            self.delta, inputs, axis=0
+        )
+        return ops.cast(outputs, self.compute_dtype)
+
+    def folded_embeddings(self):
+        """`shared + delta`: the table as one ordinary embedding's."""
+        return self.shared_embedding.embeddings + self.delta
+
+    def assign_folded(self, table):
+        """Set `delta` so that `shared + delta` equals `table`."""
+        self.delta.assign(
+            ops.convert_to_tensor(table, self.delta.dtype)
+            - self.shared_embedding.embeddings
+        )
 
 
 @keras.saving.register_keras_serializable(package="keras_electra")
@@ -71,6 +148,14 @@ class ElectraBackbone(keras_hub.models.ElectraBackbone):
             owns its `embeddings_projection`. Not part of the config: a
             backbone restored on its own owns its embeddings, and
             `ElectraPretrainer` re-establishes the sharing.
+        embedding_sharing: `"tied"` or `"gdes"`, how a backbone with an
+            `embedding_owner` uses the owner's token embedding: `"tied"`
+            (default) uses it as it is; `"gdes"` reads it through a
+            `GradientDisentangledEmbedding` (`stop_gradient(owner's table) +
+            delta`, with `delta` this backbone's own variable). The other
+            embedding layers are the owner's either way. Not part of the
+            config; `fold_embeddings` turns such a backbone into an
+            ordinary one.
         dtype: string or `keras.DTypePolicy`. Dtype policy of the model.
 
     Example:
@@ -107,9 +192,16 @@ class ElectraBackbone(keras_hub.models.ElectraBackbone):
         num_segments=2,
         approximate_gelu=True,
         embedding_owner=None,
+        embedding_sharing="tied",
         dtype=None,
         **kwargs,
     ):
+        if embedding_sharing not in EMBEDDING_SHARING_MODES:
+            raise ValueError(
+                "`embedding_sharing` must be one of "
+                f"{', '.join(EMBEDDING_SHARING_MODES)}; got "
+                f"{embedding_sharing!r}."
+            )
         if hidden_dim % num_heads:
             raise ValueError(
                 f"`hidden_dim` ({hidden_dim}) must be divisible by "
@@ -159,6 +251,12 @@ class ElectraBackbone(keras_hub.models.ElectraBackbone):
             )
             for name in SHARED_EMBEDDING_LAYER_NAMES:
                 setattr(self, name, getattr(embedding_owner, name))
+            if embedding_sharing == "gdes":
+                self.token_embedding = GradientDisentangledEmbedding(
+                    embedding_owner.token_embedding,
+                    dtype=dtype,
+                    name="token_embedding",
+                )
         if hidden_dim != embedding_dim:
             self.embeddings_projection = keras.layers.Dense(
                 hidden_dim,
@@ -291,3 +389,70 @@ def _check_embedding_owner(owner, **expected):
                 f"Cannot share embeddings: the embedding owner has "
                 f"`{name}={getattr(owner, name)}`, this backbone `{value}`."
             )
+
+
+def disentangle_embeddings(backbone, owner):
+    """`backbone` rebuilt on `owner`'s embeddings with GDES (see above).
+
+    The GDES discriminator of `ElectraPretrainer`: a new `ElectraBackbone`
+    with `backbone`'s config and weights that uses `owner`'s embedding
+    layers, its token embedding a `GradientDisentangledEmbedding` on
+    `owner`'s. `owner`'s embedding layers first take `backbone`'s weights
+    and `delta` starts at zero, so the new backbone computes what
+    `backbone` did; `fold_embeddings` is the inverse.
+
+    Args:
+        backbone: `ElectraBackbone` owning its embeddings.
+        owner: `ElectraBackbone` owning its embeddings, with the same
+            vocabulary, embedding width, sequence length and segments.
+    """
+    for name in SHARED_EMBEDDING_LAYER_NAMES:
+        layer = getattr(owner, name)
+        if layer.weights:
+            layer.set_weights(getattr(backbone, name).get_weights())
+    config = backbone.get_config()
+    config["dtype"] = backbone.dtype_policy
+    disentangled = ElectraBackbone(
+        **config, embedding_owner=owner, embedding_sharing="gdes"
+    )
+    for layer in disentangled.layers:
+        if layer.name not in SHARED_EMBEDDING_LAYER_NAMES and layer.weights:
+            layer.set_weights(backbone.get_layer(layer.name).get_weights())
+    return disentangled
+
+
+def fold_embeddings(backbone):
+    """`backbone` as an ordinary backbone that owns all its weights.
+
+    A backbone whose token embedding is a `GradientDisentangledEmbedding`
+    (the discriminator of a GDES `ElectraPretrainer`) becomes a new
+    `ElectraBackbone` of the same config and weights, its token table
+    `shared + delta` folded into one `ReversibleEmbedding`: what presets
+    and `transformers` checkpoints hold. Any other backbone is returned as
+    it is.
+
+    Example:
+    ```python
+    import keras_electra
+    from keras_electra.models.electra_backbone import fold_embeddings
+
+    pretrainer = keras_electra.ElectraPretrainer.from_preset(
+        "electra_tiny", vocab_size=500, embedding_sharing="gdes"
+    )
+    backbone = fold_embeddings(pretrainer.backbone)
+    backbone.token_embedding.embeddings.shape  # (500, 16)
+    ```
+    """
+    source = getattr(backbone, "token_embedding", None)
+    if not isinstance(source, GradientDisentangledEmbedding):
+        return backbone
+    config = backbone.get_config()
+    config["dtype"] = backbone.dtype_policy
+    folded = ElectraBackbone(**config)
+    for layer in folded.layers:
+        if layer.name == "token_embedding":
+            layer.embeddings.assign(source.folded_embeddings())
+        elif layer.weights:
+            layer.set_weights(backbone.get_layer(layer.name).get_weights())
+    return folded
+

@@ -10,7 +10,10 @@ Every training step, inside the compiled step and on the device:
    original;
 5. discriminate: the discriminator scores every token of the corrupted text;
 6. loss: `generator_weight * MLM loss + discriminator_weight * RTD loss`,
-   one optimizer over both towers, which share their embeddings.
+   one optimizer over both towers, which share their embeddings (or, with
+   `embedding_sharing="gdes"`, the discriminator reads the generator's token
+   embeddings plus its own correction, DeBERTa-v3's gradient-disentangled
+   sharing).
 
 The same step runs BERT-style masked language modelling and the paper's
 ablations (Section 3.2), selected with `objective`; step 1 is shared by all:
@@ -30,11 +33,16 @@ ablations (Section 3.2), selected with `objective`; step 1 is shared by all:
 import json
 import os
 import sys
+import tempfile
+import warnings
 
 import keras
 from keras import ops
 
 from keras_electra.models.electra_backbone import ElectraBackbone
+from keras_electra.models.electra_backbone import GradientDisentangledEmbedding
+from keras_electra.models.electra_backbone import disentangle_embeddings
+from keras_electra.models.electra_backbone import fold_embeddings
 from keras_electra.models.electra_discriminator import ElectraDiscriminator
 from keras_electra.models.electra_generator import ElectraGenerator
 from keras_electra.pretraining import objectives
@@ -53,6 +61,8 @@ GENERATOR_DIR = "generator"
 MLM_HEAD_WEIGHTS_FILE = "mlm_head.weights.h5"
 # The names; what each objective trains is `objectives.OBJECTIVE_SPECS`.
 OBJECTIVES = tuple(objectives.OBJECTIVE_SPECS)
+# How the generator and the discriminator share embeddings.
+EMBEDDING_SHARING = ("tied", "gdes", "separate")
 # The special tokens the step needs, by the argument that holds their id
 # (`"[MASK]"` -> `mask_token_id`): `vocabulary.SPECIAL_TOKENS` but `[UNK]`,
 # which only the tokenizer uses.
@@ -113,9 +123,32 @@ class ElectraPretrainer(keras.Model):
             discriminator's (hidden `round(h * generator_size)`, one head per
             64 units, feed-forward 4x hidden, same depth). Unused by
             `"mlm"`, like the other generator settings.
-        tie_embeddings: bool. Share the token, position and segment
-            embeddings and their LayerNorm between the towers (the original).
-            `False` gives the generator its own.
+        embedding_sharing: string, how the towers share their embedding
+            block (token, position and segment embeddings and their
+            LayerNorm):
+            - `"tied"` (default): one embedding block, trained by both
+              losses (the original ELECTRA).
+            - `"gdes"`: gradient-disentangled embedding sharing (He et al.,
+              2021, DeBERTa-v3), against the "tug-of-war" of the two losses
+              over the token embeddings. The generator owns and trains the
+              token table `shared` (its MLM head's output projection too);
+              the discriminator reads `stop_gradient(shared) + delta`, where
+              `delta` (zero at the start, weight-decayed towards zero like
+              any table) takes all of the discriminator's gradient. Only
+              the token embeddings are disentangled: they are what both
+              losses pull at, the generator's through its tied softmax
+              over the vocabulary; the position and segment embeddings and
+              the LayerNorm stay tied, so `"gdes"` differs from `"tied"` in
+              that alone (DeBERTa-v3, which has no absolute position or
+              segment embeddings, disentangles its word embeddings only).
+              `save_to_preset` folds `shared + delta` into the discriminator's
+              ordinary table; `pretrainer.backbone` is the disentangled
+              encoder (`fold_embeddings(pretrainer.backbone)` gives a plain
+              one), built anew from `backbone`, whose weights it takes.
+            - `"separate"`: the generator has its own embedding block.
+            Unused by `"mlm"`, like the other generator settings.
+        tie_embeddings: deprecated alias: `True` is
+            `embedding_sharing="tied"`, `False` `"separate"`.
         uniform_generator: bool. Ablation: replace masked tokens with
             uniformly random ones instead of generator samples.
         mask_rate: float in (0, 1). Fraction of the real tokens to mask; at
@@ -157,7 +190,7 @@ class ElectraPretrainer(keras.Model):
         backbone,
         objective="electra",
         generator_size=0.25,
-        tie_embeddings=True,
+        embedding_sharing=None,
         uniform_generator=False,
         mask_rate=0.15,
         mask_token_rate=None,
@@ -171,8 +204,12 @@ class ElectraPretrainer(keras.Model):
         mask_token_id=103,
         tokenizer=None,
         seed=None,
+        tie_embeddings=None,
         **kwargs,
     ):
+        embedding_sharing = _embedding_sharing(
+            embedding_sharing, tie_embeddings
+        )
         if not isinstance(backbone, ElectraBackbone):
             raise ValueError(
                 "`backbone` must be a `keras_electra.ElectraBackbone` "
@@ -247,9 +284,16 @@ class ElectraPretrainer(keras.Model):
             with keras.name_scope("generator"):
                 generator_backbone = ElectraBackbone(
                     **generator_config,
-                    embedding_owner=backbone if tie_embeddings else None,
+                    embedding_owner=(
+                        backbone if embedding_sharing == "tied" else None
+                    ),
                 )
             generator_backbone.pooled_dense.trainable = False
+            if embedding_sharing == "gdes":
+                # The generator owns the embedding block (and takes
+                # `backbone`'s); the discriminator is rebuilt on it.
+                backbone = disentangle_embeddings(backbone, generator_backbone)
+                backbone.pooled_dense.trainable = False
         if spec.has_rtd_head:
             self.discriminator = ElectraDiscriminator(
                 backbone, name="discriminator", compile=False
@@ -271,7 +315,7 @@ class ElectraPretrainer(keras.Model):
         # === Config ===
         self.objective = objective
         self.generator_size = generator_size
-        self.tie_embeddings = tie_embeddings
+        self.embedding_sharing = embedding_sharing
         self.uniform_generator = uniform_generator
         self.mask_rate = mask_rate
         self.mask_token_rate = mask_token_rate
@@ -489,6 +533,20 @@ class ElectraPretrainer(keras.Model):
         # Every metric is updated in `compute_loss`, which sees the masks.
         return self.get_metrics_result()
 
+    def inspect(self, texts, seed=0):
+        """One step on raw `texts`, token by token, drawn from `seed`.
+
+        What was masked, what the generator sampled, what was replaced and
+        the discriminator's probability of "replaced" for every word piece;
+        the training random stream is left as it was. Needs a tokenizer, a
+        generator and a discriminator. Returns an `Inspection`; see
+        `keras_electra.pretraining.inspection` (`render_text`,
+        `render_html`, `write_html`).
+        """
+        from keras_electra.pretraining import inspection
+
+        return inspection.inspect(self, texts, seed)
+
     # === Input checks ===
 
     def _unpack(self, inputs):
@@ -597,7 +655,7 @@ class ElectraPretrainer(keras.Model):
                 "backbone": keras.layers.serialize(self.backbone),
                 "objective": self.objective,
                 "generator_size": self.generator_size,
-                "tie_embeddings": self.tie_embeddings,
+                "embedding_sharing": self.embedding_sharing,
                 "uniform_generator": self.uniform_generator,
                 "mask_rate": self.mask_rate,
                 "mask_token_rate": self.mask_token_rate,
@@ -616,7 +674,7 @@ class ElectraPretrainer(keras.Model):
 
     @classmethod
     def from_config(cls, config):
-        config = dict(config)
+        config = _upgrade_config(config)
         config["backbone"] = keras.layers.deserialize(config["backbone"])
         return cls(**config)
 
@@ -666,7 +724,9 @@ class ElectraPretrainer(keras.Model):
             return cls(backbone, **{**config, **kwargs})
         config = {}
         if preset_utils.check_file_exists(preset, PRETRAINER_CONFIG_FILE):
-            config = preset_utils.load_json(preset, PRETRAINER_CONFIG_FILE)
+            config = _upgrade_config(
+                preset_utils.load_json(preset, PRETRAINER_CONFIG_FILE)
+            )
         if preset_utils.check_file_exists(
             preset, preset_utils.TOKENIZER_CONFIG_FILE
         ):
@@ -702,6 +762,10 @@ class ElectraPretrainer(keras.Model):
                 self.masked_lm.load_task_weights(mlm_head_weights)
         generator_preset = os.path.join(preset, GENERATOR_DIR)
         if self.generator is not None and os.path.isdir(generator_preset):
+            # The preset's discriminator table, which the generator's weights
+            # would overwrite ("tied") or which `delta` has to make up
+            # ("gdes": delta = folded - shared).
+            table = ops.convert_to_numpy(self._token_table())
             with weights_errors(preset, GENERATOR_DIR + "/"):
                 self.generator.backbone.load_weights(
                     os.path.join(
@@ -713,6 +777,22 @@ class ElectraPretrainer(keras.Model):
                         generator_preset, preset_utils.TASK_WEIGHTS_FILE
                     )
                 )
+            self._set_token_table(table)
+
+    def _token_table(self):
+        """The encoder's token embedding table (`shared + delta` for GDES)."""
+        embedding = self.backbone.token_embedding
+        if isinstance(embedding, GradientDisentangledEmbedding):
+            return embedding.folded_embeddings()
+        return embedding.embeddings
+
+    def _set_token_table(self, table):
+        """Make the encoder's token table `table`; with `"gdes"` by `delta`."""
+        embedding = self.backbone.token_embedding
+        if isinstance(embedding, GradientDisentangledEmbedding):
+            embedding.assign_folded(table)
+        else:
+            embedding.embeddings.assign(table)
 
     def save_to_preset(self, preset_dir):
         """Save both towers (and the tokenizer) as a preset directory.
@@ -722,7 +802,10 @@ class ElectraPretrainer(keras.Model):
         any task's `from_preset` and
         `keras_hub.models.ElectraBackbone.from_preset`), with the generator
         in `generator/` and the pre-training settings, the objective
-        included, in `pretrainer.json`. Objectives without a discriminator
+        included, in `pretrainer.json`. With `embedding_sharing="gdes"` the
+        discriminator's token table is saved folded (`shared + delta`, an
+        ordinary table) and `shared` is the generator's; `from_preset`
+        restores `delta` as their difference. Objectives without a discriminator
         save the encoder with its MLM head as the preset's task instead (an
         `ElectraGenerator` preset); `"mlm"` has no `generator/`; with
         `"all_tokens_mlm"` the MLM head's weights are in
@@ -734,13 +817,13 @@ class ElectraPretrainer(keras.Model):
 
     def _write_preset(self, directory):
         if self.discriminator is not None:
-            self.discriminator.save_to_preset(directory)
+            self._folded(self.discriminator).save_to_preset(directory)
             if self.masked_lm is not None:
                 self.masked_lm.save_task_weights(
                     os.path.join(directory, MLM_HEAD_WEIGHTS_FILE)
                 )
         else:
-            self.masked_lm.save_to_preset(directory)
+            self._folded(self.masked_lm).save_to_preset(directory)
         if self.generator is not None:
             self.generator.save_to_preset(os.path.join(directory, GENERATOR_DIR))
         if self.tokenizer is not None:
@@ -750,6 +833,54 @@ class ElectraPretrainer(keras.Model):
             config.pop(key, None)
         with open(os.path.join(directory, PRETRAINER_CONFIG_FILE), "w") as f:
             json.dump(config, f, indent=4)
+
+    def _folded(self, task):
+        """`task`, or with GDES a copy on `fold_embeddings(task.backbone)`."""
+        backbone = fold_embeddings(task.backbone)
+        if backbone is task.backbone:
+            return task
+        folded = type(task)(backbone, name=task.name, compile=False)
+        with tempfile.TemporaryDirectory() as directory:
+            path = os.path.join(directory, "head.weights.h5")
+            task.save_task_weights(path)
+            folded.load_task_weights(path)
+        return folded
+
+
+def _embedding_sharing(embedding_sharing, tie_embeddings):
+    """The `embedding_sharing` mode, from it or the deprecated alias."""
+    if tie_embeddings is not None:
+        warnings.warn(
+            "`tie_embeddings` is deprecated; use `embedding_sharing=\"tied\"` "
+            "(for `True`) or `\"separate\"` (for `False`).",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        alias = "tied" if tie_embeddings else "separate"
+        if embedding_sharing not in (None, alias):
+            raise ValueError(
+                f"`tie_embeddings={tie_embeddings}` and "
+                f"`embedding_sharing={embedding_sharing!r}` disagree; pass "
+                "`embedding_sharing` only."
+            )
+        embedding_sharing = alias
+    if embedding_sharing is None:
+        return "tied"
+    if embedding_sharing not in EMBEDDING_SHARING:
+        raise ValueError(
+            f"`embedding_sharing` must be one of {', '.join(EMBEDDING_SHARING)}"
+            f"; got {embedding_sharing!r}."
+        )
+    return embedding_sharing
+
+
+def _upgrade_config(config):
+    """A saved config, older ones with `tie_embeddings`, as today's."""
+    config = dict(config)
+    if "tie_embeddings" in config and "embedding_sharing" not in config:
+        tied = config.pop("tie_embeddings")
+        config["embedding_sharing"] = "tied" if tied else "separate"
+    return config
 
 
 def special_token_ids(tokenizer):

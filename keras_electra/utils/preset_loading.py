@@ -131,7 +131,10 @@ def split_backbone_kwargs(backbone_cls, kwargs):
     names = set(inspect.signature(backbone_cls.__init__).parameters) - {
         "self",
         "kwargs",
+        # Not config: how a pretrainer's towers share embeddings (and
+        # `embedding_sharing` is also an `ElectraPretrainer` argument).
         "embedding_owner",
+        "embedding_sharing",
     }
     backbone_kwargs = {k: v for k, v in kwargs.items() if k in names}
     rest = {k: v for k, v in kwargs.items() if k not in names}
