@@ -195,6 +195,30 @@ def test_gdes_preset_round_trip(tmp_path):
     )
 
 
+def test_gdes_towers_saved_on_their_own_hold_the_folded_table(tmp_path):
+    pretrainer = gdes_pretrainer()
+    randomise_delta(pretrainer)
+    shared, delta = shared_and_delta(pretrainer)
+    pretrainer.backbone.save_to_preset(str(tmp_path / "backbone"))
+    backbone = keras_electra.ElectraBackbone.from_preset(
+        str(tmp_path / "backbone")
+    )
+    np.testing.assert_array_equal(
+        array(backbone.token_embedding.embeddings),
+        array(shared) + array(delta),
+    )
+    pretrainer.discriminator.save_to_preset(str(tmp_path / "discriminator"))
+    discriminator = keras_electra.ElectraDiscriminator.from_preset(
+        str(tmp_path / "discriminator")
+    )
+    batch = tiny_batch()
+    np.testing.assert_allclose(
+        discriminator_logits(discriminator, batch),
+        discriminator_logits(pretrainer.discriminator, batch),
+        atol=1e-5,
+    )
+
+
 @pytest.mark.parametrize("objective", ["replace_mlm", "all_tokens_mlm"])
 def test_gdes_with_the_encoder_mlm_head(tmp_path, objective):
     pretrainer = gdes_pretrainer(objective=objective)

@@ -338,6 +338,20 @@ class ElectraBackbone(keras_hub.models.ElectraBackbone):
         config["approximate_gelu"] = self.approximate_gelu
         return config
 
+    def save_to_preset(self, preset_dir, max_shard_size=10):
+        """Save as a preset directory (keras-hub's format).
+
+        The backbone of a GDES discriminator saves its token table folded
+        (`shared + delta`, see `fold_embeddings`): saved as it is, the
+        preset would hold `delta` where the table belongs, and load without
+        complaint as a wrong model. Task models save their backbone
+        through here too.
+        """
+        folded = fold_embeddings(self)
+        if folded is not self:
+            return folded.save_to_preset(preset_dir, max_shard_size)
+        super().save_to_preset(preset_dir, max_shard_size=max_shard_size)
+
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
         """Build a backbone from a preset.
