@@ -10,6 +10,7 @@ import importlib
 from keras_electra import data
 from keras_electra.conversion.transformers_export import export_to_transformers
 from keras_electra.conversion.transformers import pretrainer_from_transformers
+from keras_electra.conversion.serving import export_for_serving
 from keras_electra.data import GLUE_TASKS
 from keras_electra.data import classification_metrics
 from keras_electra.data import corpus_statistics

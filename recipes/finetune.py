@@ -13,7 +13,9 @@ model size (small 3e-4 / 0.8, base 1e-4 / 0.8, large 5e-5 / 0.9).
 Each epoch ends with an evaluation on the dev set; the scores (the task's own
 metrics: MCC for CoLA, accuracy and F1 for MRPC and QQP, Pearson and Spearman
 for STS-B, accuracy otherwise) of the last epoch on dev and, if it has
-labels, test are printed and written to `<output>/scores.json`.
+labels, test are printed and written to `<output>/scores.json`. `--export
+DIR` also exports the fine-tuned classifier as a TensorFlow SavedModel on raw
+strings (`keras_electra.conversion.serving.export_for_serving`).
 
     KERAS_BACKEND=jax python recipes/finetune.py --preset out/demo/preset \\
         --task movie_reviews --output out/demo/finetune
@@ -31,6 +33,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_electra import data as datasets  # noqa: E402
+from keras_electra.conversion.serving import export_for_serving  # noqa: E402
 from keras_electra.training.finetuning import fine_tune_classifier  # noqa: E402
 from keras_electra.training.finetuning import subset  # noqa: E402
 from keras_electra.training.optimizers import FINETUNING_HYPERPARAMETERS  # noqa: E402
@@ -192,6 +195,14 @@ def build_parser():
         help="Also save the fine-tuned classifier as a preset in <output>.",
     )
     parser.add_argument(
+        "--export",
+        default=None,
+        metavar="DIR",
+        help="Also export the fine-tuned classifier for serving to this new "
+        "folder: a TensorFlow SavedModel that classifies raw strings (see "
+        "the README's Serving section).",
+    )
+    parser.add_argument(
         "--verbose", type=int, default=1, help="Keras fit() verbosity."
     )
     return parser
@@ -206,6 +217,11 @@ def parse_args(argv=None):
         parser.error("--task and --train-file are exclusive")
     if args.task not in (None, "movie_reviews", *datasets.GLUE_TASKS):
         parser.error(f"unknown --task {args.task!r}")
+    # Refused now rather than after the fine-tuning.
+    if args.export and os.path.exists(args.export) and not (
+        os.path.isdir(args.export) and not os.listdir(args.export)
+    ):
+        parser.error(f"--export {args.export!r} exists and is not empty")
     return args
 
 
@@ -275,6 +291,9 @@ def main(argv=None):
         if args.save_model:
             classifier.save_to_preset(os.path.join(args.output, "classifier"))
         print(f"Scores written to {os.path.join(args.output, 'scores.json')}")
+    if args.export:
+        export_for_serving(classifier, args.export)
+        print(f"Classifier exported for serving to {args.export}")
     return scores
 
 
