@@ -3,13 +3,18 @@
 tokens.
 """
 
+import collections
 import os
+import sys
+
+import keras
 
 from keras_electra.pretraining.text_files import _check_errors_argument
 from keras_electra.pretraining.text_files import _check_utf8
 from keras_electra.pretraining.text_files import _resolve_text_files
 from keras_electra.utils.checks import require_tensorflow
 from keras_electra.utils.file_io import write_text_atomically
+from keras_electra.utils.keras_compat import word_piece_pretokenize
 
 try:
     import tensorflow as tf
@@ -17,6 +22,8 @@ except ImportError:  # pragma: no cover - the tokenizers need TensorFlow too
     tf = None
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# Lines per batch of the word count (what keras-hub's learner was given).
+_LINES_PER_BATCH = 4096
 
 # === Vocabulary ===
 
@@ -28,14 +35,26 @@ def train_vocabulary(
     strip_accents=None,
     output_path=None,
     errors="strict",
+    max_distinct_words=1_000_000,
+    verbose=1,
 ):
     r"""Learn a WordPiece vocabulary from text files.
 
-    Uses `keras_hub.tokenizers.compute_word_piece_vocabulary` (the
-    tensorflow-text learner) on the lines of the files, streamed with
-    `tf.data.TextLineDataset`. The words are split and normalised exactly as
-    `ElectraTokenizer(vocabulary, lowercase=lowercase,
-    strip_accents=strip_accents)` will split them.
+    Counts the words of the files, streamed line by line with
+    `tf.data.TextLineDataset`, then runs the tensorflow-text WordPiece
+    learner on the counts, as
+    `keras_hub.tokenizers.compute_word_piece_vocabulary` does. The words
+    are split and normalised exactly as `ElectraTokenizer(vocabulary,
+    lowercase=lowercase, strip_accents=strip_accents)` will split them.
+
+    Memory is bounded by `max_distinct_words`, not by the size of the
+    corpus: up to that many distinct words the counts are exact (and the
+    vocabulary is `compute_word_piece_vocabulary`'s); past it, the rarer
+    half of the counted words is dropped, as often as needed (the words
+    that come back are counted from then on): frequent words keep about
+    their counts, and the characters of the dropped words still count, as
+    one-letter words, so the alphabet stays the corpus's. The learner itself
+    uses at most the 5 million most frequent words.
 
     Args:
         text_files: a path, a glob pattern or a list of them.
@@ -51,6 +70,11 @@ def train_vocabulary(
             line (written to a temporary file, then renamed into place).
         errors: `"strict"` raises a `ValueError` on a file that is not UTF-8;
             `"skip"` warns and leaves it out.
+        max_distinct_words: int or `None`. The most distinct words held in
+            the count (about 100 bytes each); `None` counts every word
+            exactly, with memory that grows with the corpus.
+        verbose: 0 for silence, 1 for a progress bar of the files read, 2
+            for one line at the end (as `keras.utils.Progbar`).
 
     Returns:
         The vocabulary, a list of strings: `SPECIAL_TOKENS` at ids 0 to 4,
@@ -65,12 +89,14 @@ def train_vocabulary(
     path = os.path.join(tempfile.mkdtemp(), "corpus.txt")
     with open(path, "w", encoding="utf-8") as f:
         f.write("Héllo world.\nHello again, world!\n" * 20)
-    vocabulary = pretraining.train_vocabulary([path], 40)
+    vocabulary = pretraining.train_vocabulary([path], 40, verbose=0)
     vocabulary[:5]  # ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]']
     ```
     """
     require_tensorflow("train_vocabulary")
-    from keras_hub.tokenizers import compute_word_piece_vocabulary
+    from tensorflow_text.tools.wordpiece_vocab import (
+        wordpiece_tokenizer_learner_lib as learner,
+    )
 
     files = _resolve_text_files(text_files)
     _check_errors_argument(errors)
@@ -82,28 +108,33 @@ def train_vocabulary(
             f"{len(SPECIAL_TOKENS)} special tokens {SPECIAL_TOKENS}, got "
             f"{vocabulary_size!r}."
         )
+    if max_distinct_words is not None and (
+        not isinstance(max_distinct_words, int) or max_distinct_words < 2
+    ):
+        raise ValueError(
+            "`max_distinct_words` must be an integer of at least 2, or "
+            f"None, got {max_distinct_words!r}."
+        )
     if strip_accents is None:
         strip_accents = lowercase
     files = [path for path in files if _check_utf8(path, errors)]
     if not files:
         raise ValueError("No readable text file: every file was skipped.")
-    lines = tf.data.TextLineDataset(files).filter(
-        lambda line: tf.strings.length(tf.strings.strip(line)) > 0
-    )
-    if not any(True for _ in lines.take(1)):
+    if not any(True for _ in _nonblank_lines(files).take(1)):
         raise ValueError(f"The text files {files} hold no text.")
-    try:
-        vocabulary = compute_word_piece_vocabulary(
-            lines.batch(4096),
-            vocabulary_size,
-            lowercase=lowercase,
-            strip_accents=strip_accents,
-            reserved_tokens=list(SPECIAL_TOKENS),
-        )
-    except StopIteration:  # The learner's word count found no word at all.
-        raise ValueError(
-            f"The text files {files} hold no word to learn from."
-        ) from None
+    word_counts = _count_words(
+        files, lowercase, strip_accents, max_distinct_words, verbose
+    )
+    if not word_counts:
+        raise ValueError(f"The text files {files} hold no word to learn from.")
+    # keras-hub's `compute_word_piece_vocabulary` settings.
+    vocabulary = learner.learn(
+        word_counts,
+        vocab_size=vocabulary_size,
+        reserved_tokens=list(SPECIAL_TOKENS),
+        include_joiner_token=True,
+        joiner="##",
+    )[:vocabulary_size]
     # The learner keeps every character, alone and as a `##` suffix; when
     # they do not all fit, the size cut drops some, and words with them
     # would become `[UNK]`.
@@ -125,6 +156,67 @@ def train_vocabulary(
             output_path, "".join(token + "\n" for token in vocabulary)
         )
     return vocabulary
+
+
+def _nonblank_lines(files):
+    return tf.data.TextLineDataset(files).filter(
+        lambda line: tf.strings.length(tf.strings.strip(line)) > 0
+    )
+
+
+def _count_words(files, lowercase, strip_accents, max_distinct_words, verbose):
+    """A `Counter` of the words of `files`, of at most `max_distinct_words`
+    words (see `train_vocabulary`), in the order first seen."""
+    pretokenize = word_piece_pretokenize()
+    counts = collections.Counter()
+    dropped_characters = collections.Counter()
+    num_words = 0
+    bar = keras.utils.Progbar(
+        len(files),
+        verbose=verbose,
+        interval=1 if sys.stdout.isatty() else 30,
+        stateful_metrics=("words", "distinct"),
+        unit_name="file",
+    )
+    for done, path in enumerate(files):
+        words = _nonblank_lines([path]).batch(_LINES_PER_BATCH).map(
+            lambda text: pretokenize(
+                text, lowercase, strip_accents, True, True
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        for batch in words:
+            batch = batch.flat_values.numpy()
+            counts.update(batch)
+            num_words += len(batch)
+            if (
+                max_distinct_words is not None
+                and len(counts) > max_distinct_words
+            ):
+                counts = _drop_rare_words(
+                    counts, max_distinct_words // 2, dropped_characters
+                )
+            bar.update(
+                done, [("words", num_words), ("distinct", len(counts))]
+            )
+        bar.update(done + 1, [("words", num_words), ("distinct", len(counts))])
+    # Decoded once, at the end, as keras-hub's learner does (same order).
+    words = collections.Counter(
+        {word.decode("utf-8"): count for word, count in counts.items()}
+    )
+    del counts
+    words.update(dropped_characters)
+    return words
+
+
+def _drop_rare_words(counts, keep, dropped_characters):
+    """The `keep` most frequent words of `counts`; the characters of the
+    others are added to `dropped_characters`, weighted by their counts."""
+    ranked = counts.most_common()
+    for word, count in ranked[keep:]:
+        for character in word.decode("utf-8"):
+            dropped_characters[character] += count
+    return collections.Counter(dict(ranked[:keep]))
 
 
 def load_vocabulary(path):

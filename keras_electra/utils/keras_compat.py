@@ -95,3 +95,29 @@ def is_backend_specific_class(cls):
     ```
     """
     return cls.__module__.startswith("keras.src.backend.")
+
+
+# keras-hub's WordPiece pre-tokenizer (normalise, then split on whitespace,
+# punctuation and CJK): the exact split that `compute_word_piece_vocabulary`
+# learns from and `WordPieceTokenizer` applies. `train_vocabulary` counts
+# words itself, at bounded memory, so it needs the split without the
+# learner. Waits for a public `keras_hub.tokenizers` pre-tokenizer. Imported
+# when called: it needs TensorFlow.
+
+
+def word_piece_pretokenize():
+    """keras-hub's `pretokenize(text, lowercase, strip_accents, split,
+    split_on_cjk)`: a batch of strings to a ragged batch of words.
+
+    Example:
+    ```python
+    from keras_electra.utils import keras_compat
+
+    pretokenize = keras_compat.word_piece_pretokenize()
+    words = pretokenize(["Héllo, world!"], True, True, True, True)
+    words.to_list()  # [[b'hello', b',', b'world', b'!']]
+    ```
+    """
+    from keras_hub.src.tokenizers.word_piece_tokenizer import pretokenize
+
+    return pretokenize
