@@ -32,13 +32,15 @@ TOLERANCE = 1e-5
 # Exporting costs seconds per artefact, and on JAX and PyTorch a
 # TensorFlow subprocess each, which runs the same code as an export on
 # TensorFlow: what depends on the backend is the saved weights and
-# `predict`. So each task is exported once on every backend, the
-# classifier's SavedModel by `recipes/finetune.py --export`, the question
-# answerer (two outputs, masked padding) as ONNX; on TensorFlow, exporting
-# in process, the question answerer's SavedModel too.
-EXPORTS = [("tagger", "tf_saved_model"), ("answerer", "onnx")] + [
-    ("answerer", "tf_saved_model")
-] * (backend() == "tensorflow")
+# `predict`. So every backend exports the classifier's SavedModel (by
+# `recipes/finetune.py --export`) and the question answerer (an attached
+# preprocessor, two outputs, masked padding) as ONNX; TensorFlow, exporting
+# in process, also the SavedModels of the others.
+ON_TENSORFLOW = backend() == "tensorflow"
+EXPORTS = [("answerer", "onnx")] + [
+    ("tagger", "tf_saved_model"),
+    ("answerer", "tf_saved_model"),
+] * ON_TENSORFLOW
 # The SavedModels' signatures and what they are fed.
 REQUESTS = {
     "classifier": ("classifier", "serving_default", {"text": TEXTS}),
@@ -144,7 +146,7 @@ def predictions(tasks):
     """`task.predict` on the test texts, as the serving outputs."""
     answerer = tasks["answerer"].predict((QUESTIONS, TEXTS), verbose=0)
     classifier = tasks["classifier"]
-    return {
+    predictions = {
         "classifier": {
             "probabilities": softmax(classifier.predict(TEXTS, verbose=0))
         },
@@ -153,14 +155,15 @@ def predictions(tasks):
                 classifier.predict((QUESTIONS, TEXTS), verbose=0)
             )
         },
-        "tagger": {
-            "probabilities": softmax(tasks["tagger"].predict(TEXTS, verbose=0))
-        },
         "answerer": {
             "start_probabilities": softmax(answerer["start_logits"]),
             "end_probabilities": softmax(answerer["end_logits"]),
         },
     }
+    if ON_TENSORFLOW:
+        tagger = tasks["tagger"].predict(TEXTS, verbose=0)
+        predictions["tagger"] = {"probabilities": softmax(tagger)}
+    return predictions
 
 
 # Loads the SavedModels in a Python where Keras, keras-hub and keras_electra
@@ -235,12 +238,14 @@ def assert_close(found, expected, label):
     assert difference <= TOLERANCE, label
 
 
-def test_saved_model_serves_strings_without_keras(served, predictions):
+def test_saved_model_serves_strings_without_keras(
+    exported, served, predictions
+):
     assert served["keras_blocked"]
-    for name, outputs in predictions.items():
-        if name == "answerer" and backend() != "tensorflow":
-            continue  # Not exported as a SavedModel (see EXPORTS).
-        for output, value in outputs.items():
+    for name, (task, _, _) in REQUESTS.items():
+        if (task, "tf_saved_model") not in exported:
+            continue
+        for output, value in predictions[name].items():
             assert served[f"{name}/{output}"].shape == value.shape
             assert_close(
                 served[f"{name}/{output}"], value,
@@ -248,6 +253,12 @@ def test_saved_model_serves_strings_without_keras(served, predictions):
             )
 
 
+only_tensorflow = pytest.mark.skipif(
+    not ON_TENSORFLOW, reason="exported on TensorFlow only (see EXPORTS)"
+)
+
+
+@only_tensorflow
 def test_saved_model_maps_tokens(tasks, served):
     packed = tasks["tagger"].preprocessor(TEXTS)
     token_ids = keras.ops.convert_to_numpy(packed["token_ids"])
@@ -258,9 +269,7 @@ def test_saved_model_maps_tokens(tasks, served):
     assert served["tagger/tokens"][3, 5:7].tolist() == ["par", "##is"]
 
 
-@pytest.mark.skipif(
-    backend() != "tensorflow", reason="exported on TensorFlow (see EXPORTS)"
-)
+@only_tensorflow
 def test_saved_model_packs_question_and_context(tasks, served):
     answerer = tasks["answerer"].preprocessor(x=(QUESTIONS, TEXTS))
     np.testing.assert_array_equal(
