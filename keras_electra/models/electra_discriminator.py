@@ -18,6 +18,7 @@ PREPROCESSOR_ARGUMENTS = ("sequence_length", "truncate")
 
 @keras.saving.register_keras_serializable(package="keras_electra")
 class ElectraDiscriminator(
+    text_inputs.CheckedInputs,
     text_inputs.PackedInputsPassThrough,
     preset_loading.SavesAtomically,
     keras_hub.models.Task,
@@ -30,6 +31,12 @@ class ElectraDiscriminator(
     packs text as `[CLS] text [SEP]`), `predict` also takes raw strings and
     `score_tokens` scores each word piece of a text; packed inputs (a dict)
     skip the preprocessor.
+
+    `fit`, `evaluate` and `predict` take NumPy arrays, `tf.data`, Python
+    generators and `keras.utils.PyDataset`s (and strings, with a
+    preprocessor), and check token ids and sequence lengths before they
+    reach the device (generators and `PyDataset`s each batch on the host
+    as it is drawn), with a `ValueError` (see `CheckedInputs`).
 
     Args:
         backbone: `ElectraBackbone`.

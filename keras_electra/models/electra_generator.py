@@ -19,6 +19,7 @@ from keras_electra.models.electra_masked_lm_preprocessor import (
 
 @keras.saving.register_keras_serializable(package="keras_electra")
 class ElectraGenerator(
+    text_inputs.CheckedInputs,
     text_inputs.PackedInputsPassThrough,
     preset_loading.SavesAtomically,
     keras_hub.models.MaskedLM,
@@ -35,6 +36,13 @@ class ElectraGenerator(
     `ElectraMaskedLMPreprocessor`, `fit` and `evaluate` also take raw strings
     (masked at random) and `fill_mask` fills in `[MASK]`s written in text;
     packed inputs (a dict) skip the preprocessor.
+
+    `fit`, `evaluate` and `predict` take NumPy arrays, `tf.data`, Python
+    generators and `keras.utils.PyDataset`s (and strings, with a
+    preprocessor), and check token ids, sequence lengths and the labels
+    (the masked tokens' ids, in `[0, vocab_size)`) before they reach the
+    device (generators and `PyDataset`s each batch on the host as it is
+    drawn), with a `ValueError` (see `CheckedInputs`).
 
     Args:
         backbone: `ElectraBackbone`.
@@ -60,6 +68,7 @@ class ElectraGenerator(
 
     backbone_cls = ElectraBackbone
     preprocessor_cls = ElectraMaskedLMPreprocessor
+    sparse_label_rank = 2  # The ids of each sequence's masked tokens.
 
     def __init__(self, backbone, preprocessor=None, **kwargs):
         # === Layers ===
@@ -89,6 +98,11 @@ class ElectraGenerator(
             mask_positions=inputs["mask_positions"],
         )
         super().__init__(inputs=inputs, outputs=logits, **kwargs)
+
+    def _label_limits(self):
+        # The labels are token ids: the head has one logit per id.
+        ignore_class = getattr(self.loss, "ignore_class", None)
+        return self.backbone.vocab_size, ignore_class
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):

@@ -6,7 +6,7 @@ import keras_hub
 from keras_electra.utils import preset_loading
 from keras_electra.models.electra_backbone import ElectraBackbone
 from keras_electra.models.electra_backbone import electra_kernel_initializer
-from keras_electra.models.electra_text_classifier import CheckedInputs
+from keras_electra.models.electra_text_inputs import CheckedInputs
 from keras_electra.models.electra_optimizer import electra_adamw
 
 
@@ -23,6 +23,12 @@ class ElectraQuestionAnswerer(
     two outputs, as Hugging Face's `ElectraForQuestionAnswering` (`[CLS]`
     stands for "no answer" in SQuAD 2.0). Targets are `{"start_positions",
     "end_positions"}` token indices.
+
+    `fit`, `evaluate` and `predict` take NumPy arrays, `tf.data`, Python
+    generators and `keras.utils.PyDataset`s, and check token ids and
+    sequence lengths before they reach the device (generators and
+    `PyDataset`s each batch on the host as it is drawn), with a
+    `ValueError` (see `CheckedInputs`).
 
     Args:
         backbone: `ElectraBackbone`.
@@ -74,10 +80,6 @@ class ElectraQuestionAnswerer(
             "end_logits": logits[..., 1],
         }
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
-
-    def _label_limits(self):
-        # Labels are (start, end) positions, not classes.
-        return None
 
     def compile(self, optimizer="auto", loss="auto", **kwargs):
         """Defaults: AdamW(1e-4, epsilon 1e-6, weight decay 0.01 off LayerNorm

@@ -1,18 +1,14 @@
 """Sentence and sentence-pair classification (and regression) with ELECTRA."""
 
-import sys
-
 import keras
 import keras_hub
-import numpy as np
 from keras_electra.utils.keras_compat import preset_utils
 
 from keras_electra.utils import preset_loading
-from keras_electra.utils.checks import INPUT_ERROR
 from keras_electra.models.electra_backbone import ElectraBackbone
-from keras_electra.utils.checks import check_token_ids
-from keras_electra.utils.checks import tf_check_token_ids
 from keras_electra.models.electra_backbone import electra_kernel_initializer
+from keras_electra.models.electra_text_inputs import CheckedInputs
+from keras_electra.models.electra_text_inputs import PackedInputsPassThrough
 from keras_electra.models.electra_optimizer import electra_adamw
 from keras_electra.models.electra_tokenizer import has_tokenizer
 from keras_electra.models.electra_text_classifier_preprocessor import (
@@ -23,164 +19,10 @@ HEADS = ("hf", "original")
 POOLINGS = ("cls", "mean")
 
 
-LABEL_ERROR = "Bad labels:"
-
-
-class CheckedInputs:
-    """`fit`, `evaluate` and `predict` check the data on the host first.
-
-    Packed inputs (`{"token_ids", ...}`) must have ids in
-    `[0, vocab_size)` and at most `max_sequence_length` tokens, and sparse
-    integer labels must be in `[0, num_classes)` (or the compiled loss'
-    `ignore_class`): out-of-range ids or labels would otherwise gather
-    garbage or give NaN silently on some backends. Arrays are checked at
-    once, `tf.data` pipelines as they are read; both raise a `ValueError`.
-    """
-
-    # Rank of a batch of sparse (class index) labels.
-    sparse_label_rank = 1
-
-    def fit(self, x=None, y=None, *args, **kwargs):
-        x, y = self._checked(x, y)
-        if kwargs.get("validation_data") is not None:
-            kwargs["validation_data"] = self._checked_validation(
-                kwargs["validation_data"]
-            )
-        return self._run_checked(super().fit, x, y, *args, **kwargs)
-
-    def evaluate(self, x=None, y=None, *args, **kwargs):
-        x, y = self._checked(x, y)
-        return self._run_checked(super().evaluate, x, y, *args, **kwargs)
-
-    def predict(self, x, *args, **kwargs):
-        x, _ = self._checked(x, None)
-        return self._run_checked(super().predict, x, *args, **kwargs)
-
-    def _run_checked(self, method, *args, **kwargs):
-        try:
-            return method(*args, **kwargs)
-        except Exception as error:
-            # A failed `tf.data` assertion, wrapped by the backend.
-            text = str(error)
-            for marker in (INPUT_ERROR, LABEL_ERROR):
-                if marker in text and not isinstance(error, ValueError):
-                    message = text[text.index(marker) :].split("\n")[0]
-                    message = message.split("] [Condition")[0]
-                    message = message.replace("] [", " ").rstrip("]")
-                    raise ValueError(message) from None
-            raise
-
-    def _label_limits(self):
-        """`(num_classes, ignore_class)`, or `None` for regression."""
-        if self.num_classes < 2:
-            return None
-        return self.num_classes, getattr(self.loss, "ignore_class", None)
-
-    def _checked_validation(self, data):
-        if isinstance(data, (tuple, list)) and 2 <= len(data) <= 3:
-            x, y = self._checked(data[0], data[1])
-            return (x, y, *data[2:])
-        return self._checked(data, None)[0]
-
-    def _checked(self, x, y):
-        tf = sys.modules.get("tensorflow")
-        if tf is not None and isinstance(x, tf.data.Dataset):
-            return x.map(self._tf_checked_element), y
-        if isinstance(x, dict) and "token_ids" in x:
-            backbone = self.backbone
-            check_token_ids(
-                x["token_ids"],
-                backbone.vocab_size,
-                backbone.max_sequence_length,
-            )
-        limits = self._label_limits()
-        if y is not None and limits is not None:
-            check_labels(y, *limits, self.sparse_label_rank)
-        return x, y
-
-    def _tf_checked_element(self, *element):
-        import tensorflow as tf
-
-        x = element[0]
-        if isinstance(x, dict) and "token_ids" in x:
-            backbone = self.backbone
-            x = dict(x)
-            x["token_ids"] = tf_check_token_ids(
-                tf,
-                x["token_ids"],
-                backbone.vocab_size,
-                backbone.max_sequence_length,
-            )
-        if len(element) == 1:
-            return x
-        y = element[1]
-        limits = self._label_limits()
-        if limits is not None and _is_sparse_labels(
-            y, self.sparse_label_rank
-        ):
-            y = _tf_checked_labels(tf, y, *limits)
-        return (x, y, *element[2:])
-
-
-def check_labels(y, num_classes, ignore_class, sparse_rank):
-    """Raise a `ValueError` if sparse labels `y` are not class indices."""
-    try:
-        labels = np.asarray(
-            y if isinstance(y, (list, tuple, np.ndarray)) else
-            keras.ops.convert_to_numpy(y)
-        )
-    except Exception:
-        return  # Not an array: left to Keras.
-    if not _is_sparse_labels(labels, sparse_rank):
-        return
-    valid = (labels >= 0) & (labels < num_classes) & (labels % 1 == 0)
-    if ignore_class is not None:
-        valid |= labels == ignore_class
-    if not valid.all():
-        bad = labels[~valid].flat[0]
-        raise ValueError(
-            f"{LABEL_ERROR} labels must be class indices in "
-            f"[0, {num_classes}) for `num_classes={num_classes}`; found "
-            f"{bad} ({int((~valid).sum())} bad label(s))."
-        )
-
-
-def _is_sparse_labels(labels, sparse_rank):
-    """Class indices, not one-hot vectors, regression targets or strings."""
-    try:
-        kind = np.dtype(getattr(labels.dtype, "as_numpy_dtype", labels.dtype))
-        rank = len(labels.shape)
-    except (TypeError, ValueError):
-        return False  # Unknown dtype or rank.
-    if kind.kind not in "iuf":
-        return False
-    return rank == sparse_rank or (
-        rank == sparse_rank + 1 and labels.shape[-1] == 1
-    )
-
-
-def _tf_checked_labels(tf, y, num_classes, ignore_class):
-    valid = tf.logical_and(y >= 0, y < tf.cast(num_classes, y.dtype))
-    if y.dtype.is_floating:
-        valid = tf.logical_and(valid, tf.equal(y, tf.floor(y)))
-    if ignore_class is not None:
-        ignored = tf.equal(y, tf.cast(ignore_class, y.dtype))
-        valid = tf.logical_or(valid, ignored)
-    check = tf.debugging.Assert(
-        tf.reduce_all(valid),
-        [
-            f"{LABEL_ERROR} labels must be class indices in "
-            f"[0, {num_classes}) for `num_classes={num_classes}`; found",
-            tf.boolean_mask(y, tf.logical_not(valid))[:1],
-        ],
-    )
-    with tf.control_dependencies([check]):
-        return tf.identity(y)
-
-
 @keras.saving.register_keras_serializable(package="keras_electra")
 class ElectraTextClassifier(
     CheckedInputs,
+    PackedInputsPassThrough,
     preset_loading.SavesAtomically,
     keras_hub.models.TextClassifier,
 ):
@@ -204,7 +46,11 @@ class ElectraTextClassifier(
     `num_classes=1` makes it a regression model (e.g. STS-B): one output,
     mean squared error.
 
-    `fit`, `evaluate` and `predict` check the data first: token ids outside
+    `fit`, `evaluate` and `predict` take NumPy arrays, `tf.data`, Python
+    generators, `keras.utils.PyDataset`s and (with a preprocessor) raw
+    strings; packed inputs (a dict) skip the preprocessor. Every input kind
+    is checked before it reaches the device (arrays at once, generators and
+    `PyDataset`s each batch on the host as it is drawn): token ids outside
     `[0, vocab_size)`, sequences longer than `max_sequence_length` and
     labels outside `[0, num_classes)` raise a `ValueError` (see
     `CheckedInputs`). `save_to_preset` never leaves a half-written preset.

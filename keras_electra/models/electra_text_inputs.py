@@ -1,9 +1,11 @@
-"""Raw text into packed model inputs, for the models' text methods
-(`ElectraGenerator.fill_mask`, `ElectraDiscriminator.score_tokens`) and for
-attaching a preset's tokenizer as a task's preprocessor."""
+"""The models' inputs: every kind `keras.Model` takes, checked
+(`CheckedInputs`); raw text into packed inputs, for the models' text
+methods (`ElectraGenerator.fill_mask`, `ElectraDiscriminator.score_tokens`);
+and a preset's tokenizer attached as a task's preprocessor."""
 
 import keras
 import numpy as np
+from keras_electra.utils import checks
 from keras_electra.utils import preset_loading
 from keras_electra.utils.keras_compat import preset_utils
 
@@ -22,6 +24,123 @@ class PackedInputsPassThrough:
         if isinstance(x, dict):
             return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
         return super().preprocess_samples(x, y, sample_weight)
+
+
+class CheckedInputs:
+    """Mixin for keras-hub tasks: `fit`, `evaluate` and `predict` take what
+    `keras.Model`'s take, and check every batch before it reaches the
+    device.
+
+    Inputs: NumPy arrays (or dicts of them), a `tf.data.Dataset`, a Python
+    generator or a `keras.utils.PyDataset` of batches, and raw strings where
+    the model has a preprocessor. keras-hub's `Task` refuses generators and
+    `PyDataset`s; here they go to `keras.Model` directly, each batch
+    through the model's preprocessing.
+
+    Checks (`keras_electra.utils.checks.InputChecker`): token ids in
+    `[0, vocab_size)`, at most `max_sequence_length` tokens, and, for
+    classifiers, sparse labels in `[0, num_classes)` (or the compiled loss'
+    `ignore_class`). When:
+    - arrays: the whole arrays at once, before anything runs (strings'
+      labels too, and their packed ids as each batch is read);
+    - `tf.data`: as each batch is read; a static sequence length that is
+      too long at once. On TensorFlow the first batch is read inside the
+      first step, which then fails before any gradient is applied;
+    - generators and `PyDataset`s: each batch on the host as it is drawn,
+      after the preprocessor, before it reaches the device.
+
+    A failed check raises a `ValueError` starting with
+    `checks.INPUT_ERROR`, the same text on every path and backend.
+    """
+
+    # Rank of a batch of sparse (class index) labels.
+    sparse_label_rank = 1
+
+    def input_checker(self):
+        """The `InputChecker` for this model's backbone (and labels)."""
+        limits = self._label_limits()
+        return checks.InputChecker(
+            self.backbone.vocab_size,
+            self.backbone.max_sequence_length,
+            *(limits or (None, None)),
+            label_rank=self.sparse_label_rank,
+        )
+
+    def _label_limits(self):
+        """`(num_classes, ignore_class)`, or `None` if labels are not class
+        indices."""
+        num_classes = getattr(self, "num_classes", None)
+        if num_classes is None or num_classes < 2:
+            return None
+        return num_classes, getattr(self.loss, "ignore_class", None)
+
+    def preprocess_samples(self, x, y=None, sample_weight=None):
+        # Every batch of every input kind passes here, after the
+        # preprocessor: in `tf.data` for arrays, strings and datasets, on
+        # the host for generators and `PyDataset`s.
+        data = super().preprocess_samples(x, y, sample_weight)
+        return self.input_checker().check_batch(
+            *keras.utils.unpack_x_y_sample_weight(data)
+        )
+
+    def fit(self, x=None, y=None, *args, **kwargs):
+        validation = kwargs.get("validation_data")
+        with checks.input_errors():
+            if checks.is_batch_stream(x) or checks.is_batch_stream(validation):
+                x, y, kwargs["sample_weight"] = self._for_keras(
+                    x, y, kwargs.get("sample_weight")
+                )
+                if validation is not None:
+                    validation = self._for_keras(
+                        *keras.utils.unpack_x_y_sample_weight(validation)
+                    )
+                    kwargs["validation_data"] = (
+                        keras.utils.pack_x_y_sample_weight(*validation)
+                    )
+                return keras.Model.fit(self, x, y, *args, **kwargs)
+            self._check_arrays(x, y)
+            if validation is not None:
+                self._check_arrays(
+                    *keras.utils.unpack_x_y_sample_weight(validation)[:2]
+                )
+            return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        if kwargs.get("_use_cached_eval_dataset"):
+            # `fit`'s validation data, prepared there.
+            return super().evaluate(x, y, *args, **kwargs)
+        with checks.input_errors():
+            if checks.is_batch_stream(x):
+                x = checks.checked_batches(x, self.preprocess_samples)
+                return keras.Model.evaluate(self, x, y, *args, **kwargs)
+            self._check_arrays(x, y)
+            return super().evaluate(x, y, *args, **kwargs)
+
+    def predict(self, x, *args, **kwargs):
+        with checks.input_errors():
+            if checks.is_batch_stream(x):
+                x = checks.checked_batches(x, self.preprocess_samples)
+                return keras.Model.predict(self, x, *args, **kwargs)
+            self._check_arrays(x, None)
+            return super().predict(x, *args, **kwargs)
+
+    def _check_arrays(self, x, y):
+        # Datasets are checked in `preprocess_samples` as they are read.
+        if x is not None and not checks.is_tf_dataset(x):
+            self.input_checker().check_batch(x, y)
+
+    def _for_keras(self, x, y=None, sample_weight=None):
+        """`(x, y, sample_weight)` preprocessed and checked, for
+        `keras.Model`'s `fit` (which skips keras-hub's preprocessing)."""
+        if checks.is_batch_stream(x):
+            x = checks.checked_batches(x, self.preprocess_samples)
+            return x, y, sample_weight
+        if checks.is_tf_dataset(x):
+            return x.map(self.preprocess_samples), y, sample_weight
+        data = self.preprocess_samples(x, y, sample_weight)
+        return keras.tree.map_structure(
+            checks.to_host, keras.utils.unpack_x_y_sample_weight(data)
+        )
 
 
 def check_texts(texts):

@@ -7,7 +7,7 @@ import numpy as np
 from keras_electra.utils import preset_loading
 from keras_electra.models.electra_backbone import ElectraBackbone
 from keras_electra.models.electra_backbone import electra_kernel_initializer
-from keras_electra.models.electra_text_classifier import CheckedInputs
+from keras_electra.models.electra_text_inputs import CheckedInputs
 from keras_electra.models.electra_optimizer import electra_adamw
 
 
@@ -22,9 +22,12 @@ class ElectraTokenClassifier(
     `align_word_labels`, which labels each word's first piece and gives the
     other pieces (and `[CLS]`, `[SEP]`, padding) zero weight.
 
-    Like `ElectraTextClassifier`, `fit`, `evaluate` and `predict` check
-    token ids, sequence lengths and labels (in `[0, num_classes)`, or the
-    compiled loss' `ignore_class`) first, with a `ValueError`.
+    Like `ElectraTextClassifier`, `fit`, `evaluate` and `predict` take
+    NumPy arrays, `tf.data`, Python generators and `keras.utils.PyDataset`s,
+    and check token ids, sequence lengths and labels (in `[0, num_classes)`,
+    or the compiled loss' `ignore_class`) before they reach the device
+    (generators and `PyDataset`s each batch on the host as it is drawn),
+    with a `ValueError` (see `CheckedInputs`).
 
     Args:
         backbone: `ElectraBackbone`.

@@ -50,9 +50,9 @@ from keras_electra.pretraining import vocabulary
 from keras_electra.training import distribution
 from keras_electra.training.optimizers import pretraining_optimizer
 from keras_electra.utils import preset_loading
-from keras_electra.utils.checks import INPUT_ERROR
-from keras_electra.utils.checks import check_token_ids
-from keras_electra.utils.checks import tf_check_token_ids
+from keras_electra.utils.checks import InputChecker
+from keras_electra.utils.checks import check_sequence_length
+from keras_electra.utils.checks import input_errors
 from keras_electra.utils.keras_compat import preset_utils
 
 PRETRAINER_CONFIG_FILE = "pretrainer.json"
@@ -565,13 +565,9 @@ class ElectraPretrainer(keras.Model):
                 f"sequence_length); got {token_ids.shape}. Pad every batch to "
                 "the same length."
             )
-        sequence_length = token_ids.shape[1]
-        if sequence_length > self.backbone.max_sequence_length:
-            raise ValueError(
-                f"Sequence length {sequence_length} is longer than the "
-                "model's `max_sequence_length` "
-                f"({self.backbone.max_sequence_length})."
-            )
+        check_sequence_length(
+            token_ids.shape[1], self.backbone.max_sequence_length
+        )
         if "padding_mask" in inputs:
             padding_mask = ops.cast(inputs["padding_mask"], "int32")
         else:
@@ -585,52 +581,38 @@ class ElectraPretrainer(keras.Model):
         return token_ids, segment_ids, padding_mask
 
     def fit(self, x=None, y=None, validation_data=None, **kwargs):
-        return self._with_checked_token_ids(
-            super().fit,
-            x,
-            y=y,
-            validation_data=self._check_token_ids(validation_data),
-            **kwargs,
-        )
+        """`keras.Model.fit`, with every batch's token ids and length
+        checked before it reaches the device.
+
+        Takes what `keras.Model.fit` takes: a dict of NumPy arrays (checked
+        at once), a `tf.data.Dataset` (checked as each batch is read), a
+        Python generator or a `keras.utils.PyDataset` (each batch checked on
+        the host as it is drawn). Ids outside `[0, vocab_size)` or sequences
+        longer than `max_sequence_length` raise a `ValueError` starting with
+        `keras_electra.utils.checks.INPUT_ERROR`.
+        """
+        checker = self.input_checker()
+        with input_errors():
+            x, y = checker.checked(x, y)
+            validation_data = checker.checked_validation(validation_data)
+            return super().fit(
+                x, y=y, validation_data=validation_data, **kwargs
+            )
 
     def evaluate(self, x=None, y=None, **kwargs):
-        return self._with_checked_token_ids(super().evaluate, x, y=y, **kwargs)
+        """`keras.Model.evaluate`, with the inputs checked as in `fit`."""
+        if kwargs.get("_use_cached_eval_dataset"):
+            # `fit`'s validation data, checked there.
+            return super().evaluate(x, y=y, **kwargs)
+        with input_errors():
+            x, y = self.input_checker().checked(x, y)
+            return super().evaluate(x, y=y, **kwargs)
 
-    def _with_checked_token_ids(self, method, x, **kwargs):
-        """Run `method` on `x` with the token ids checked on the host.
-
-        Out-of-range ids would silently gather garbage on some backends
-        (JAX clamps), so the data is checked before it reaches the device.
-        """
-        x = self._check_token_ids(x)
-        try:
-            return method(x, **kwargs)
-        except Exception as error:
-            # A failed `tf.data` assertion, wrapped by the backend.
-            if INPUT_ERROR in str(error):
-                message = str(error).split(INPUT_ERROR)[1].split("\n")[0]
-                raise ValueError(INPUT_ERROR + message) from None
-            raise
-
-    def _check_token_ids(self, data):
-        limits = (self.backbone.vocab_size, self.backbone.max_sequence_length)
-        if isinstance(data, dict) and "token_ids" in data:
-            check_token_ids(data["token_ids"], *limits)
-            return data
-        # Only a tf.data pipeline can be a Dataset, and then TF is loaded.
-        tf = sys.modules.get("tensorflow")
-        if tf is not None and isinstance(data, tf.data.Dataset):
-
-            def check(batch):
-                if isinstance(batch, dict) and "token_ids" in batch:
-                    batch = dict(batch)
-                    batch["token_ids"] = tf_check_token_ids(
-                        tf, batch["token_ids"], *limits
-                    )
-                return batch
-
-            return data.map(check)
-        return data
+    def input_checker(self):
+        """The `InputChecker` for the backbone's vocabulary and length."""
+        return InputChecker(
+            self.backbone.vocab_size, self.backbone.max_sequence_length
+        )
 
     # === Training defaults ===
 

@@ -1,13 +1,28 @@
-"""Input checks shared by every model, pre-training and the data tools.
+"""The one input checker, shared by every model, pre-training and the data
+tools.
 
-Out-of-range token ids gather garbage silently on some backends (JAX clamps)
-and over-long sequences read past the position table, so inputs are checked
-on the host (NumPy) or inside `tf.data` (graph assertions) before they reach
-the device. Every message starts with `INPUT_ERROR`, which lets the models
-turn a failed `tf.data` assertion back into a `ValueError`.
+Out-of-range token ids gather garbage silently on some backends (JAX
+clamps), over-long sequences read past the position table, and labels
+outside `[0, num_classes)` give a wrong loss, so inputs are checked before
+they reach the device, whatever their kind (`InputChecker`):
+
+- NumPy arrays (or dicts of them): the whole arrays at once, on the host.
+- `tf.data` pipelines: graph assertions, as each batch is read; a static
+  sequence length that is too long fails at once, when the pipeline is
+  built (TensorFlow would otherwise fail tracing the gradient, "Paddings
+  must be non-negative").
+- Python generators and `keras.utils.PyDataset`s: each batch on the host as
+  it is drawn (`checked_batches`).
+
+Every message starts with `INPUT_ERROR` and reads the same on every path:
+`input_errors` turns a failed graph assertion, whatever the backend wraps
+it in, back into a `ValueError` with the host check's text.
 """
 
+import contextlib
 import importlib.util
+import sys
+import types
 
 import keras
 import numpy as np
@@ -15,44 +30,284 @@ import numpy as np
 INPUT_ERROR = "Bad ELECTRA input:"
 
 
+def check_sequence_length(length, max_sequence_length):
+    """Raise a `ValueError` if sequences of `length` tokens do not fit the
+    position table."""
+    if length > max_sequence_length:
+        raise ValueError(
+            f"{INPUT_ERROR} sequences of length {length} "
+            f"{_too_long(max_sequence_length)}."
+        )
+
+
 def check_token_ids(token_ids, vocab_size, max_sequence_length):
     """Raise a `ValueError` if `token_ids` (an array) cannot be embedded."""
-    ids = np.asarray(keras.ops.convert_to_numpy(token_ids))
-    if ids.ndim and ids.shape[-1] > max_sequence_length:
-        raise ValueError(
-            f"{INPUT_ERROR} sequences of length {ids.shape[-1]} are longer "
-            f"than the model's `max_sequence_length` ({max_sequence_length})."
-        )
+    ids = _to_numpy(token_ids)
+    if ids.ndim:
+        check_sequence_length(ids.shape[-1], max_sequence_length)
     if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
         raise ValueError(
-            f"{INPUT_ERROR} token ids must be in [0, {vocab_size}) "
-            f"(vocabulary size {vocab_size}); found ids from {ids.min()} to "
-            f"{ids.max()}."
+            f"{_ids_out_of_range(vocab_size)} {ids.min()} to {ids.max()}."
         )
 
 
 def tf_check_token_ids(tf, token_ids, vocab_size, max_sequence_length):
     """`token_ids` (a graph tensor) after asserting what `check_token_ids`
-    checks."""
+    checks; a static length that is too long raises at once."""
+    if token_ids.shape.rank and token_ids.shape[-1] is not None:
+        check_sequence_length(token_ids.shape[-1], max_sequence_length)
+    length = tf.shape(token_ids)[-1]
+    low, high = tf.reduce_min(token_ids), tf.reduce_max(token_ids)
+    in_range = tf.logical_or(
+        tf.equal(tf.size(token_ids), 0),
+        tf.logical_and(low >= 0, high < tf.cast(vocab_size, token_ids.dtype)),
+    )
+    # Printed as "[text] [value] [text]", which `input_errors` joins back
+    # into the host check's message.
     checks = [
-        tf.debugging.assert_less_equal(
-            tf.shape(token_ids)[-1],
-            max_sequence_length,
-            message=f"{INPUT_ERROR} sequences are longer than the model's "
-            f"`max_sequence_length` ({max_sequence_length}).",
+        tf.debugging.Assert(
+            length <= max_sequence_length,
+            [
+                f"{INPUT_ERROR} sequences of length",
+                length,
+                _too_long(max_sequence_length),
+            ],
         ),
-        tf.debugging.assert_non_negative(
-            token_ids, message=f"{INPUT_ERROR} token ids below 0."
-        ),
-        tf.debugging.assert_less(
-            token_ids,
-            tf.cast(vocab_size, token_ids.dtype),
-            message=f"{INPUT_ERROR} token ids >= the vocabulary size "
-            f"{vocab_size}.",
+        tf.debugging.Assert(
+            in_range, [_ids_out_of_range(vocab_size), low, "to", high]
         ),
     ]
     with tf.control_dependencies(checks):
         return tf.identity(token_ids)
+
+
+def check_labels(labels, num_classes, ignore_class=None, sparse_rank=1):
+    """Raise a `ValueError` if sparse labels are not class indices in
+    `[0, num_classes)` (or `ignore_class`); other labels (one-hot,
+    regression targets, strings) are left alone."""
+    try:
+        labels = _to_numpy(labels)
+    except Exception:
+        return  # Not an array: left to Keras.
+    if not _is_sparse_labels(labels, sparse_rank):
+        return
+    valid = (labels >= 0) & (labels < num_classes) & (labels % 1 == 0)
+    if ignore_class is not None:
+        valid |= labels == ignore_class
+    if not valid.all():
+        bad = labels[~valid].flat[0]
+        raise ValueError(f"{_labels_out_of_range(num_classes)} {bad}.")
+
+
+def tf_check_labels(tf, labels, num_classes, ignore_class=None, sparse_rank=1):
+    """`labels` (a graph tensor) after asserting what `check_labels`
+    checks."""
+    if not _is_sparse_labels(labels, sparse_rank):
+        return labels
+    valid = tf.logical_and(
+        labels >= 0, labels < tf.cast(num_classes, labels.dtype)
+    )
+    if labels.dtype.is_floating:
+        valid = tf.logical_and(valid, tf.equal(labels, tf.floor(labels)))
+    if ignore_class is not None:
+        ignored = tf.equal(labels, tf.cast(ignore_class, labels.dtype))
+        valid = tf.logical_or(valid, ignored)
+    bad = tf.boolean_mask(labels, tf.logical_not(valid))
+    # The first bad label, or a placeholder (never printed) when none is.
+    first = tf.concat([tf.reshape(bad, [-1]), tf.zeros([1], labels.dtype)], 0)
+    check = tf.debugging.Assert(
+        tf.reduce_all(valid), [_labels_out_of_range(num_classes), first[0]]
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(labels)
+
+
+class InputChecker:
+    """What a model can take: token ids in `[0, vocab_size)`, at most
+    `max_sequence_length` tokens, and (for a classifier) sparse labels in
+    `[0, num_classes)`.
+
+    `check_batch` checks one batch, on the host or in a `tf.data` graph;
+    `checked` checks data of any kind `keras.Model.fit` takes (for a
+    generator or a `PyDataset`, each batch on the host as it is drawn).
+
+    Args:
+        vocab_size: int.
+        max_sequence_length: int.
+        num_classes: int or `None` (labels are not class indices).
+        ignore_class: int or `None`. A label the loss skips, also allowed.
+        label_rank: int. Rank of a batch of sparse labels: 1 for one label
+            per sequence, 2 for one per token.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_electra.utils.checks import InputChecker
+
+    checker = InputChecker(vocab_size=100, max_sequence_length=8)
+    checker.check_batch({"token_ids": np.array([[2, 7, 3]])})  # passes
+    try:
+        checker.check_batch({"token_ids": np.array([[2, 700, 3]])})
+    except ValueError as error:
+        message = str(error)  # "Bad ELECTRA input: token ids must be in ..."
+    ```
+    """
+
+    def __init__(
+        self,
+        vocab_size,
+        max_sequence_length,
+        num_classes=None,
+        ignore_class=None,
+        label_rank=1,
+    ):
+        self.vocab_size = vocab_size
+        self.max_sequence_length = max_sequence_length
+        self.num_classes = num_classes
+        self.ignore_class = ignore_class
+        self.label_rank = label_rank
+
+    def check_batch(self, x, y=None, sample_weight=None):
+        """`(x, y, sample_weight)`, packed as Keras packs a batch, once
+        checked.
+
+        Host values (NumPy, lists, eager tensors of any backend) are checked
+        at once; graph tensors (inside `tf.data.Dataset.map`) get assertions
+        that fail when the batch is read, and a static length that is too
+        long fails at once. Only `x["token_ids"]` and sparse labels `y` are
+        checked.
+
+        Raises:
+            ValueError: if a check fails (at once, not for assertions).
+        """
+        if isinstance(x, dict) and "token_ids" in x:
+            limits = (self.vocab_size, self.max_sequence_length)
+            tf = _graph_tensorflow(x["token_ids"])
+            if tf is None:
+                check_token_ids(x["token_ids"], *limits)
+            else:
+                token_ids = tf_check_token_ids(tf, x["token_ids"], *limits)
+                x = {**x, "token_ids": token_ids}
+        if self.num_classes is not None and y is not None:
+            limits = (self.num_classes, self.ignore_class, self.label_rank)
+            tf = _graph_tensorflow(y)
+            if tf is None:
+                check_labels(y, *limits)
+            else:
+                y = tf_check_labels(tf, y, *limits)
+        return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+
+    def checked(self, x, y=None):
+        """`(x, y)` as `keras.Model.fit` takes them, checked: arrays at
+        once, a `tf.data.Dataset` as each batch is read, a generator or a
+        `keras.utils.PyDataset` each batch on the host as it is drawn."""
+        if is_tf_dataset(x):
+            return x.map(self.check_batch), y
+        if is_batch_stream(x):
+            return checked_batches(x, self.check_batch), y
+        if x is not None:
+            self.check_batch(x, y)
+        return x, y
+
+    def checked_validation(self, data):
+        """`validation_data` (a dataset, a stream, or a tuple
+        `(x, y[, sample_weight])`) as `checked` leaves it."""
+        if data is None:
+            return None
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        x, y = self.checked(x, y)
+        return keras.utils.pack_x_y_sample_weight(x, y, sample_weight)
+
+
+def is_tf_dataset(data):
+    # Only a tf.data pipeline can be a Dataset, and then TF is loaded.
+    tf = sys.modules.get("tensorflow")
+    return tf is not None and isinstance(data, tf.data.Dataset)
+
+
+def is_batch_stream(data):
+    """Whether `data` is a Python generator or a `keras.utils.PyDataset`,
+    the batch streams `keras.Model.fit` takes (and keras-hub tasks do
+    not)."""
+    return isinstance(data, (types.GeneratorType, keras.utils.PyDataset))
+
+
+def checked_batches(data, per_batch):
+    """A generator or `keras.utils.PyDataset` like `data` whose batches go
+    through `per_batch(x, y, sample_weight)` (which checks them) on the host
+    as they are drawn, before they reach the device."""
+    if isinstance(data, keras.utils.PyDataset):
+        return _CheckedPyDataset(data, per_batch)
+    return _checked_generator(data, per_batch)
+
+
+def _checked_generator(generator, per_batch):
+    for batch in generator:
+        yield _checked_batch(batch, per_batch)
+
+
+class _CheckedPyDataset(keras.utils.PyDataset):
+    """`dataset`'s batches through `per_batch`; the same workers, length and
+    epoch hooks."""
+
+    def __init__(self, dataset, per_batch):
+        super().__init__(
+            workers=dataset.workers,
+            use_multiprocessing=dataset.use_multiprocessing,
+            max_queue_size=dataset.max_queue_size,
+        )
+        self.dataset = dataset
+        self.per_batch = per_batch
+
+    def __getitem__(self, index):
+        return _checked_batch(self.dataset[index], self.per_batch)
+
+    @property
+    def num_batches(self):
+        return self.dataset.num_batches
+
+    def on_epoch_begin(self):
+        self.dataset.on_epoch_begin()
+
+    def on_epoch_end(self):
+        self.dataset.on_epoch_end()
+
+
+def _checked_batch(batch, per_batch):
+    batch = per_batch(*keras.utils.unpack_x_y_sample_weight(batch))
+    return keras.tree.map_structure(to_host, batch)
+
+
+def to_host(value):
+    """`value` as NumPy if it is a TensorFlow tensor (what a preprocessor
+    gives, which JAX and torch do not take), else unchanged."""
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(value, tf.Tensor):
+        return value.numpy()
+    return value
+
+
+@contextlib.contextmanager
+def input_errors():
+    """Raise a failed input check as the `ValueError` the host check gives.
+
+    A `tf.data` assertion reaches the caller as a TensorFlow error, and a
+    check inside a generator as whatever the backend's data adapter wraps
+    it in; both carry `INPUT_ERROR`, from where the message is read back.
+    """
+    try:
+        yield
+    except Exception as error:
+        text = str(error)
+        if INPUT_ERROR not in text or (
+            isinstance(error, ValueError) and text.startswith(INPUT_ERROR)
+        ):
+            raise
+        message = text[text.index(INPUT_ERROR) :].split("\n")[0]
+        message = message.replace("] [", " ").rstrip("]").strip()
+        if not message.endswith("."):
+            message += "."
+        raise ValueError(message) from None
 
 
 def require_tensorflow(name):
@@ -64,3 +319,55 @@ def require_tensorflow(name):
             f"`{name}` needs TensorFlow and tensorflow-text "
             "(`pip install tensorflow tensorflow-text`)."
         )
+
+
+def _too_long(max_sequence_length):
+    return f"exceed the model's `max_sequence_length` ({max_sequence_length})"
+
+
+def _ids_out_of_range(vocab_size):
+    return (
+        f"{INPUT_ERROR} token ids must be in [0, {vocab_size}) (vocabulary "
+        f"size {vocab_size}); found ids from"
+    )
+
+
+def _labels_out_of_range(num_classes):
+    return (
+        f"{INPUT_ERROR} labels must be class indices in [0, {num_classes}) "
+        f"for `num_classes={num_classes}`; found"
+    )
+
+
+def _is_sparse_labels(labels, sparse_rank):
+    """Class indices, not one-hot vectors, regression targets or strings."""
+    try:
+        kind = np.dtype(getattr(labels.dtype, "as_numpy_dtype", labels.dtype))
+        rank = len(labels.shape)
+    except (TypeError, ValueError, AttributeError):
+        return False  # Unknown dtype or rank.
+    if kind.kind not in "iuf":
+        return False
+    return rank == sparse_rank or (
+        rank == sparse_rank + 1 and labels.shape[-1] == 1
+    )
+
+
+def _graph_tensorflow(value):
+    """TensorFlow, if `value` is a graph (symbolic) tensor."""
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(value, tf.Tensor):
+        if tf.is_symbolic_tensor(value):
+            return tf
+    return None
+
+
+def _to_numpy(value):
+    if isinstance(value, np.ndarray):
+        return value
+    tf = sys.modules.get("tensorflow")
+    if tf is not None and isinstance(value, tf.Tensor):
+        return value.numpy()
+    if isinstance(value, (list, tuple, int, float)):
+        return np.asarray(value)
+    return np.asarray(keras.ops.convert_to_numpy(value))
