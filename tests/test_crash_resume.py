@@ -34,7 +34,8 @@ FLAGS = [
     "--num-heads", "2", "--embedding-dim", "8", "--intermediate-dim", "32",
     "--vocabulary-size", "80", "--max-sequence-length", "24",
     "--batch-size", "4", "--steps", str(STEPS),
-    "--checkpoint-every", str(EVERY), "--verbose", "0",
+    "--checkpoint-every", str(EVERY), "--curves-every", "1",
+    "--verbose", "0",
 ]
 # Columns of curves.csv that must match (not wall_time).
 COMPARED = [c for c in training_monitor.COLUMNS if c != "wall_time"]
@@ -74,13 +75,15 @@ def environment(cache):
     return env
 
 
-def start(corpus, output, cwd):
-    """Start the recipe in a subprocess; returns `(process, log path)`."""
+def start(corpus, output, cwd, **variables):
+    """Start the recipe in a subprocess, with more environment `variables`;
+    returns `(process, log path)`."""
     log_path = output + ".log"
+    env = environment(os.path.join(cwd, "jax_cache"))
+    env.update(variables)
     with open(log_path, "w") as log:
         process = subprocess.Popen(
-            command(corpus, output), cwd=cwd,
-            env=environment(os.path.join(cwd, "jax_cache")),
+            command(corpus, output), cwd=cwd, env=env,
             stdout=log, stderr=subprocess.STDOUT,
         )
     return process, log_path
