@@ -33,7 +33,6 @@ ablations (Section 3.2), selected with `objective`; step 1 is shared by all:
 import json
 import os
 import sys
-import tempfile
 import warnings
 
 import keras
@@ -42,9 +41,9 @@ from keras import ops
 from keras_electra.models.electra_backbone import ElectraBackbone
 from keras_electra.models.electra_backbone import GradientDisentangledEmbedding
 from keras_electra.models.electra_backbone import disentangle_embeddings
-from keras_electra.models.electra_backbone import fold_embeddings
 from keras_electra.models.electra_discriminator import ElectraDiscriminator
 from keras_electra.models.electra_generator import ElectraGenerator
+from keras_electra.pretraining import inspection
 from keras_electra.pretraining import objectives
 from keras_electra.pretraining import vocabulary
 from keras_electra.training import distribution
@@ -543,8 +542,6 @@ class ElectraPretrainer(keras.Model):
         `keras_electra.pretraining.inspection` (`render_text`,
         `render_html`, `write_html`).
         """
-        from keras_electra.pretraining import inspection
-
         return inspection.inspect(self, texts, seed)
 
     # === Input checks ===
@@ -799,13 +796,13 @@ class ElectraPretrainer(keras.Model):
 
     def _write_preset(self, directory):
         if self.discriminator is not None:
-            self._folded(self.discriminator).save_to_preset(directory)
+            self.discriminator.save_to_preset(directory)
             if self.masked_lm is not None:
                 self.masked_lm.save_task_weights(
                     os.path.join(directory, MLM_HEAD_WEIGHTS_FILE)
                 )
         else:
-            self._folded(self.masked_lm).save_to_preset(directory)
+            self.masked_lm.save_to_preset(directory)
         if self.generator is not None:
             self.generator.save_to_preset(os.path.join(directory, GENERATOR_DIR))
         if self.tokenizer is not None:
@@ -815,18 +812,6 @@ class ElectraPretrainer(keras.Model):
             config.pop(key, None)
         with open(os.path.join(directory, PRETRAINER_CONFIG_FILE), "w") as f:
             json.dump(config, f, indent=4)
-
-    def _folded(self, task):
-        """`task`, or with GDES a copy on `fold_embeddings(task.backbone)`."""
-        backbone = fold_embeddings(task.backbone)
-        if backbone is task.backbone:
-            return task
-        folded = type(task)(backbone, name=task.name, compile=False)
-        with tempfile.TemporaryDirectory() as directory:
-            path = os.path.join(directory, "head.weights.h5")
-            task.save_task_weights(path)
-            folded.load_task_weights(path)
-        return folded
 
 
 def _embedding_sharing(embedding_sharing, tie_embeddings):
