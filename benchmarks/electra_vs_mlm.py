@@ -10,8 +10,16 @@ settings (the demo's), for several seeds; plus the same classifier from
 random weights. Objectives with a generator pay for it: they get fewer
 steps than MLM for the same FLOPs.
 
-Prints a table (test accuracy, mean +- std over seeds, per objective and
-compute), writes it with every run's scores to
+Every checkpoint is also scored frozen: a linear classifier on its mean
+token vector (`keras_electra.pretraining.probing`, as the demo does), the
+random encoder too. Pre-training records the discriminator's loss,
+precision and recall over equal stretches of each checkpoint interval (10
+stretches in all): its curves, and at each checkpoint its state over the
+last stretch rather than the interval's average.
+
+Prints a table (fine-tuned and frozen-encoder accuracy, mean +- std over
+seeds, and the discriminator at the end, per objective and compute) and the
+discriminator's curves, and writes them with every run's scores to
 `benchmarks/results/electra_vs_mlm.json` and plots accuracy against
 pre-training compute in `benchmarks/results/electra_vs_mlm.png`.
 Intermediate presets and logs go to `--work-dir`; a run that is interrupted
@@ -22,7 +30,7 @@ starts again where it stopped (finished runs are read from
     python benchmarks/electra_vs_mlm.py --objectives electra,mlm,electra_15,replace_mlm,all_tokens_mlm
     python benchmarks/electra_vs_mlm.py --quick      # smoke run, minutes
     python benchmarks/electra_vs_mlm.py --objectives electra,electra+gdes \
-        --output benchmarks/results/electra_gdes.json  # tied vs GDES
+        --temperature 3 --output benchmarks/results/electra_gdes.json  # tied vs GDES
 
 An objective may name its embedding sharing after a `+` (`electra+gdes`,
 `replace_mlm+separate`; `ElectraPretrainer(embedding_sharing=...)`); without
@@ -30,6 +38,10 @@ one it is the pretrainer's default, `tied`.
 
 The budget is given as `--electra-steps`: the FLOPs of that many ELECTRA
 steps of the configured model, batch and sequence length.
+
+`--temperature` is the generator's sampling temperature: 1 (the paper's)
+by default; the demo's 2 x 128 encoder learns nothing as a discriminator at
+1 within CPU budgets and learns at once at 3, the demo's setting.
 """
 
 import argparse
@@ -42,6 +54,8 @@ import statistics
 import sys
 import time
 
+import numpy as np
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
@@ -53,6 +67,8 @@ from keras_electra.data.in_domain import write_in_domain_corpus  # noqa: E402
 from keras_electra.pretraining import flops  # noqa: E402
 from keras_electra.pretraining.preparation import prepare_examples  # noqa: E402
 from keras_electra.pretraining.preparation import prepare_vocabulary  # noqa: E402
+from keras_electra.pretraining.probing import encoder_features  # noqa: E402
+from keras_electra.pretraining.probing import linear_probe  # noqa: E402
 from keras_electra.training.finetuning import fine_tune_classifier  # noqa: E402
 from keras_electra.training.finetuning import subset  # noqa: E402
 from keras_electra.training.optimizers import pretraining_optimizer  # noqa: E402
@@ -67,6 +83,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 EMBEDDING_SHARING = keras_electra.pretraining.pretrainer.EMBEDDING_SHARING
 # The demo's model (`keras_electra.presets["electra_demo"]`).
 DEMO_MODEL = keras_electra.presets[DEMO_PRESET]["backbone"]
+# Stretches of pre-training the discriminator's curves are measured over.
+CURVE_POINTS = 10
+CURVE_METRICS = (
+    "discriminator_loss", "discriminator_recall", "discriminator_precision"
+)
 
 QUICK = {
     "num_layers": 1,
@@ -125,6 +146,9 @@ def build_parser():
         default=DEMO_PRETRAINING["learning_rate"],
         help="Peak pre-training learning rate (every objective).")
     add("--mask-rate", type=float, default=0.15, help="Fraction masked.")
+    add("--temperature", type=float, default=1.0,
+        help="Softmax temperature of the generator's samples (the demo: "
+        f"{DEMO_PRETRAINING['temperature']:g}).")
     add("--corpus", nargs="+", default=None,
         help="Pre-training text files instead of the demo corpus (--quick: "
         "the Brown corpus only).")
@@ -165,6 +189,8 @@ def parse_args(argv=None):
             parser.error(f"unknown embedding sharing '{sharing}' in '{name}'")
     if args.checkpoints < 1 or args.electra_steps < args.checkpoints:
         parser.error("need 1 <= --checkpoints <= --electra-steps")
+    if not args.temperature > 0:
+        parser.error("need --temperature > 0")
     if args.output is None:
         name = "electra_vs_mlm_quick" if args.quick else "electra_vs_mlm"
         args.output = os.path.join(HERE, "results", name + ".json")
@@ -189,6 +215,7 @@ def build_pretrainer(args, objective, seed, tokenizer):
     }
     if objective in flops.OBJECTIVES_WITH_GENERATOR:
         options["generator_size"] = args.generator_size
+        options["temperature"] = args.temperature
     if sharing is not None:
         options["embedding_sharing"] = sharing
     return keras_electra.ElectraPretrainer.from_preset(
@@ -232,8 +259,56 @@ class SavePresets(keras.callbacks.Callback):
         self.presets.append((path, dict(logs or {})))
 
 
+class DiscriminatorCurve(keras.callbacks.Callback):
+    """The discriminator's loss, precision and recall over `points` equal
+    stretches of every epoch (checkpoint interval), from the counts in its
+    metrics: an epoch's logs average over the whole interval."""
+
+    def __init__(self, steps_per_epoch, points):
+        super().__init__()
+        self.steps_per_epoch = steps_per_epoch
+        self.ends = {
+            round(steps_per_epoch * (point + 1) / points) for point in range(points)
+        }
+        self.points = []
+
+    def counts(self):
+        model = self.model  # under JAX, reading it syncs the training state
+        variables = (
+            model.discriminator_loss_tracker.total,
+            model.discriminator_loss_tracker.count,
+            model.discriminator_precision.true_positives,
+            model.discriminator_precision.false_positives,
+            model.discriminator_recall.false_negatives,
+        )
+        return np.array(
+            [np.sum(keras.ops.convert_to_numpy(v)) for v in variables],
+            dtype="float64",
+        )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self.start = self.counts()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch + 1 not in self.ends:
+            return
+        counts = self.counts()
+        total, count, true, false_positive, false_negative = counts - self.start
+        self.start = counts
+        self.points.append(
+            {
+                "steps": self.epoch * self.steps_per_epoch + batch + 1,
+                "discriminator_loss": total / max(count, 1.0),
+                "discriminator_precision": true / max(true + false_positive, 1.0),
+                "discriminator_recall": true / max(true + false_negative, 1.0),
+            }
+        )
+
+
 def pretrain_run(args, objective, seed, steps, tokenizer, examples_dir):
-    """Pre-trains one objective/seed; the preset of every checkpoint."""
+    """Pre-trains one objective/seed; the preset of every checkpoint and the
+    discriminator's curve (empty without one)."""
     keras.utils.set_random_seed(seed)
     pretrainer = build_pretrainer(args, objective, seed, tokenizer)
     pretrainer.compile(
@@ -244,23 +319,38 @@ def pretrain_run(args, objective, seed, steps, tokenizer, examples_dir):
         examples_dir, batch_size=args.batch_size, seed=seed
     )
     saver = SavePresets(os.path.join(args.work_dir, f"{objective}_seed{seed}"))
+    callbacks = [saver, keras_electra.StopOnNonFiniteLoss()]
+    interval = steps // args.checkpoints
+    curve = None
+    if pretrainer.discriminator_loss_tracker is not None:
+        curve = DiscriminatorCurve(
+            interval, max(1, CURVE_POINTS // args.checkpoints)
+        )
+        callbacks.append(curve)
     start = time.time()
     pretrainer.fit(
         dataset,
         epochs=args.checkpoints,
-        steps_per_epoch=steps // args.checkpoints,
-        callbacks=[saver, keras_electra.StopOnNonFiniteLoss()],
+        steps_per_epoch=interval,
+        callbacks=callbacks,
         verbose=2,
     )
-    return saver.presets, time.time() - start
+    points = curve.points if curve is not None else []
+    return saver.presets, points, time.time() - start
 
 
-def finetune_run(args, preset, seed, from_scratch=False):
-    """Test and dev accuracy of the demo's fine-tuning recipe."""
+def review_splits(args):
+    """The movie-review splits every run is scored on."""
     reviews = datasets.movie_reviews(seed=0)
     splits = {name: reviews[name] for name in ("train", "dev", "test")}
     if args.finetuning_examples:
         splits["train"] = subset(splits["train"], args.finetuning_examples)
+    return splits
+
+
+def finetune_run(args, preset, seed, from_scratch=False):
+    """Test and dev accuracy of the demo's fine-tuning recipe."""
+    splits = review_splits(args)
     keras.config.set_dtype_policy("float32")
     _, scores = fine_tune_classifier(
         preset,
@@ -285,11 +375,49 @@ def finetune_run(args, preset, seed, from_scratch=False):
     }
 
 
-def load_finished(path):
+def frozen_run(args, preset, seed, from_scratch=False):
+    """Test and dev accuracy of a linear classifier on the frozen encoder's
+    mean token vectors (the demo's `frozen_encoder_accuracy`)."""
+    splits = review_splits(args)
+    keras.config.set_dtype_policy("float32")
+    preprocessor = keras_electra.ElectraTextClassifierPreprocessor.from_preset(
+        preset, sequence_length=DEMO_FINETUNING["max_sequence_length"]
+    )
+    keras.utils.set_random_seed(seed)
+    backbone = keras_electra.ElectraBackbone.from_preset(
+        preset, load_weights=not from_scratch
+    )
+    features = {
+        name: encoder_features(backbone, preprocessor, split["texts"])[1]
+        for name, split in splits.items()
+    }
+    accuracy = linear_probe(
+        features["train"],
+        np.asarray(splits["train"]["labels"]),
+        {
+            name: (features[name], np.asarray(splits[name]["labels"]))
+            for name in ("dev", "test")
+        },
+        seed=seed,
+    )
+    return {
+        "frozen_test_accuracy": accuracy["test"],
+        "frozen_dev_accuracy": accuracy["dev"],
+    }
+
+
+def load_finished(path, temperature):
+    """The finished runs in `path`, less those whose generator sampled at
+    another temperature (1 before it was recorded)."""
     if not os.path.exists(path):
         return []
     with open(path) as file:
-        return [json.loads(line) for line in file if line.strip()]
+        runs = [json.loads(line) for line in file if line.strip()]
+    return [
+        r for r in runs
+        if split_objective(r["objective"])[0] not in flops.OBJECTIVES_WITH_GENERATOR
+        or r.get("temperature", 1.0) == temperature
+    ]
 
 
 def record(path, run):
@@ -298,7 +426,7 @@ def record(path, run):
 
 
 def summarise(runs):
-    """Mean and std of test accuracy per (objective, checkpoint)."""
+    """Means and stds over seeds per (objective, checkpoint)."""
     groups = {}
     for run in runs:
         key = (run["objective"], run["checkpoint"])
@@ -307,23 +435,52 @@ def summarise(runs):
     for (objective, checkpoint), members in sorted(
         groups.items(), key=lambda item: (item[0][0] != "none", item[0])
     ):
-        accuracies = [m["test_accuracy"] for m in members]
-        rows.append(
-            {
-                "objective": objective,
-                "checkpoint": checkpoint,
-                "steps": members[0]["steps"],
-                "pflops": members[0]["pflops"],
-                "seeds": len(members),
-                "test_mean": statistics.mean(accuracies),
-                "test_std": statistics.stdev(accuracies) if len(members) > 1 else 0.0,
-                "dev_mean": statistics.mean(m["dev_accuracy"] for m in members),
-                "discriminator_accuracy": _mean_of(members, "discriminator_accuracy"),
-                "generator_accuracy": _mean_of(members, "generator_accuracy"),
-                "mlm_accuracy": _mean_of(members, "mlm_accuracy"),
-            }
+        row = {
+            "objective": objective,
+            "checkpoint": checkpoint,
+            "steps": members[0]["steps"],
+            "pflops": members[0]["pflops"],
+            "seeds": len(members),
+            "discriminator_accuracy": _mean_of(members, "discriminator_accuracy"),
+            "generator_accuracy": _mean_of(members, "generator_accuracy"),
+            "mlm_accuracy": _mean_of(members, "mlm_accuracy"),
+        }
+        for key, name in (
+            ("test_accuracy", "test"),
+            ("dev_accuracy", "dev"),
+            ("frozen_test_accuracy", "frozen_test"),
+            ("frozen_dev_accuracy", "frozen_dev"),
+        ):
+            row[name + "_mean"], row[name + "_std"] = _mean_and_std(
+                [m[key] for m in members if key in m]
+            )
+        row["discriminator_curve"] = _mean_curve(
+            [m["discriminator_curve"] for m in members
+             if m.get("discriminator_curve")]
         )
+        # The discriminator over the last stretch before the checkpoint.
+        end = row["discriminator_curve"][-1] if row["discriminator_curve"] else {}
+        for name in CURVE_METRICS:
+            row[name] = end.get(name)
+        rows.append(row)
     return rows
+
+
+def _mean_and_std(values):
+    if not values:
+        return None, None
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return statistics.mean(values), std
+
+
+def _mean_curve(curves):
+    """Point by point over seeds (their points are at the same steps)."""
+    return [
+        {"steps": points[0]["steps"],
+         **{name: statistics.mean(p[name] for p in points)
+            for name in CURVE_METRICS}}
+        for points in zip(*curves)
+    ]
 
 
 def _mean_of(members, key):
@@ -335,18 +492,51 @@ def _mean_of(members, key):
 def markdown_table(rows):
     lines = [
         "| objective | pre-training PFLOPs | steps | seeds | test accuracy "
-        "(mean ± std) | dev accuracy | disc. acc. | gen./MLM acc. |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "(mean ± std) | dev accuracy | frozen test | frozen dev | disc. acc. "
+        "| disc. loss, end | disc. recall, end | disc. precision, end "
+        "| gen./MLM acc. |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
         masked = row["generator_accuracy"] or row["mlm_accuracy"]
+        loss = row["discriminator_loss"]
         lines.append(
             f"| {row['objective']} | {row['pflops']:.3g} | {row['steps']:,} "
-            f"| {row['seeds']} | {row['test_mean']:.1%} ± {row['test_std']:.1%} "
-            f"| {row['dev_mean']:.1%} "
-            f"| {_percent(row['discriminator_accuracy'])} | {_percent(masked)} |"
+            f"| {row['seeds']} | {_spread(row, 'test')} | {_spread(row, 'dev')} "
+            f"| {_spread(row, 'frozen_test')} | {_spread(row, 'frozen_dev')} "
+            f"| {_percent(row['discriminator_accuracy'])} "
+            f"| {'–' if loss is None else f'{loss:.3f}'} "
+            f"| {_percent(row['discriminator_recall'])} "
+            f"| {_percent(row['discriminator_precision'])} | {_percent(masked)} |"
         )
     return "\n".join(lines)
+
+
+def curve_table(rows):
+    """The discriminator's loss / recall / precision (means over seeds)
+    along pre-training, per objective up to its last checkpoint."""
+    last = {}
+    for row in rows:
+        if row["discriminator_curve"]:
+            last[row["objective"]] = row
+    if not last:
+        return ""
+    lines = ["| objective | steps | disc. loss | disc. recall | disc. precision |",
+             "|---|---:|---:|---:|---:|"]
+    for objective, row in last.items():
+        for point in row["discriminator_curve"]:
+            lines.append(
+                f"| {objective} | {point['steps']:,} "
+                f"| {point['discriminator_loss']:.3f} "
+                f"| {_percent(point['discriminator_recall'])} "
+                f"| {_percent(point['discriminator_precision'])} |"
+            )
+    return "\n".join(lines)
+
+
+def _spread(row, name):
+    mean, std = row[name + "_mean"], row[name + "_std"]
+    return "–" if mean is None else f"{mean:.1%} ± {std:.1%}"
 
 
 def _percent(value):
@@ -390,7 +580,7 @@ def main(argv=None):
     started = time.time()
     os.makedirs(args.work_dir, exist_ok=True)
     finished_path = os.path.join(args.work_dir, "runs.jsonl")
-    runs = load_finished(finished_path)
+    runs = load_finished(finished_path, args.temperature)
     done = {(r["objective"], r["seed"], r["checkpoint"]) for r in runs}
 
     print("== Data: the demo corpus and the movie-review training text")
@@ -445,6 +635,7 @@ def main(argv=None):
             run = {"objective": "none", "seed": seed, "checkpoint": 0,
                    "steps": 0, "pflops": 0.0}
             run.update(finetune_run(args, preset, seed, from_scratch=True))
+            run.update(frozen_run(args, preset, seed, from_scratch=True))
             record(finished_path, run)
             runs.append(run)
         for objective in args.objectives:
@@ -452,7 +643,7 @@ def main(argv=None):
             if all((objective, seed, c + 1) in done for c in range(args.checkpoints)):
                 continue
             print(f"== {objective}, seed {seed}: {steps:,} steps")
-            presets, seconds = pretrain_run(
+            presets, curve, seconds = pretrain_run(
                 args, objective, seed, steps, tokenizer, examples_dir
             )
             for checkpoint, (preset, logs) in enumerate(presets, start=1):
@@ -461,13 +652,19 @@ def main(argv=None):
                     "objective": objective, "seed": seed,
                     "checkpoint": checkpoint, "steps": checkpoint_steps,
                     "pflops": checkpoint_steps * per_step / 1e15,
+                    "temperature": args.temperature,
                     "pretraining_seconds": seconds * checkpoint / args.checkpoints,
                     "pretraining_logs": {k: float(v) for k, v in logs.items()},
+                    "discriminator_curve": [
+                        p for p in curve if p["steps"] <= checkpoint_steps
+                    ],
                 }
                 run.update(finetune_run(args, preset, seed))
+                run.update(frozen_run(args, preset, seed))
                 print(
                     f"  checkpoint {checkpoint} ({checkpoint_steps:,} steps): "
-                    f"test accuracy {run['test_accuracy']:.1%}",
+                    f"test accuracy {run['test_accuracy']:.1%}, frozen "
+                    f"{run['frozen_test_accuracy']:.1%}",
                     flush=True,
                 )
                 record(finished_path, run)
@@ -477,6 +674,7 @@ def main(argv=None):
     runs = [r for r in runs if r["objective"] in wanted and r["seed"] < args.seeds]
     rows = summarise(runs)
     table = markdown_table(rows)
+    curves = curve_table(rows)
     result = {
         "benchmark": "electra_vs_mlm",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -492,12 +690,17 @@ def main(argv=None):
         "rows": rows,
         "runs": runs,
         "table": table,
+        "curve_table": curves,
         "wall_seconds": round(time.time() - started, 1),
     }
     write_json(args.output, result)
     png = os.path.splitext(args.output)[0] + ".png"
     plot(rows, png)
     print(table)
+    if curves:
+        print("== The discriminator along pre-training (each stretch ending "
+              "at the step shown)")
+        print(curves)
     print(f"Results: {args.output}; plot: {png}")
     return result
 

@@ -1,6 +1,7 @@
 """benchmarks/electra_vs_mlm.py on tiny fixtures: equal compute per
-objective, every checkpoint and seed fine-tuned, results written, and an
-interrupted run picks up where it stopped (no network: the data sources
+objective, every checkpoint and seed fine-tuned and probed frozen, the
+discriminator's curves, results written, and an interrupted run picks up
+where it stopped (no network: the data sources
 are replaced by small local fixtures)."""
 
 import json
@@ -59,6 +60,7 @@ def run(tmp_path, *extra):
          "--vocabulary-size", "80", "--max-sequence-length", "24",
          "--batch-size", "4", "--in-domain-copies", "1",
          "--finetuning-epochs", "1", "--jit-compile", "false",
+         "--temperature", "2",
          "--work-dir", str(tmp_path / "work"),
          "--output", str(tmp_path / "result.json"), *extra]
     )
@@ -79,14 +81,63 @@ def test_equal_compute_every_checkpoint_and_seed(finished_run):
     assert abs(final["mlm"]["pflops"] - budget) <= 2 * mlm_step
     for r in runs:
         assert 0 <= r["test_accuracy"] <= 1
+        assert 0 <= r["frozen_test_accuracy"] <= 1
+        assert 0 <= r["frozen_dev_accuracy"] <= 1
     assert "discriminator_accuracy" in final["electra"]["pretraining_logs"]
     assert "mlm_accuracy" in final["mlm"]["pretraining_logs"]
     rows = {(r["objective"], r["checkpoint"]): r for r in result["rows"]}
     assert rows[("electra", 2)]["seeds"] == 2
     assert rows[("none", 0)]["test_std"] >= 0
+    assert rows[("none", 0)]["frozen_test_std"] >= 0
+    assert rows[("none", 0)]["discriminator_loss"] is None
     with open(tmp_path / "result.json") as file:
-        assert json.load(file)["table"] == result["table"]
+        saved = json.load(file)
+    assert saved["table"] == result["table"]
+    assert "frozen test" in result["table"]
+    assert saved["settings"]["temperature"] == 2
+    assert final["electra"]["temperature"] == 2
+    assert "| electra | 12 |" in result["curve_table"]
     assert os.path.getsize(tmp_path / "result.png") > 0
+
+
+def test_discriminator_curves(finished_run):
+    _, result = finished_run
+    runs = {(r["objective"], r["seed"], r["checkpoint"]): r
+            for r in result["runs"]}
+    for seed in range(2):
+        first = runs[("electra", seed, 1)]
+        final = runs[("electra", seed, 2)]
+        curve = final["discriminator_curve"]
+        steps = [point["steps"] for point in curve]
+        assert steps == sorted(set(steps))
+        assert steps[-1] == final["steps"]
+        # Each checkpoint's curve is the run's up to it.
+        assert first["discriminator_curve"][-1]["steps"] == first["steps"]
+        assert curve[:len(first["discriminator_curve"])] == first[
+            "discriminator_curve"]
+        for point in curve:
+            assert point["discriminator_loss"] > 0
+            assert 0 <= point["discriminator_recall"] <= 1
+            assert 0 <= point["discriminator_precision"] <= 1
+        # The stretches of the second interval average to its logged loss.
+        second = [p for p in curve if p["steps"] > first["steps"]]
+        starts = [first["steps"]] + [p["steps"] for p in second[:-1]]
+        interval = final["steps"] - first["steps"]
+        mean = sum(
+            p["discriminator_loss"] * (p["steps"] - start)
+            for p, start in zip(second, starts)
+        ) / interval
+        assert mean == pytest.approx(
+            final["pretraining_logs"]["discriminator_loss"], rel=1e-4
+        )
+        assert not runs[("mlm", seed, 2)].get("discriminator_curve")
+    row = next(r for r in result["rows"]
+               if (r["objective"], r["checkpoint"]) == ("electra", 2))
+    ends = [runs[("electra", seed, 2)]["discriminator_curve"][-1]
+            for seed in range(2)]
+    for name in ("discriminator_loss", "discriminator_recall",
+                 "discriminator_precision"):
+        assert row[name] == pytest.approx(sum(e[name] for e in ends) / 2)
 
 
 def test_a_finished_run_is_not_repeated(finished_run, monkeypatch):
@@ -108,6 +159,8 @@ def test_bad_flags():
         electra_vs_mlm.parse_args(["--objectives", "electra+shared"])
     with pytest.raises(SystemExit):
         electra_vs_mlm.parse_args(["--checkpoints", "5", "--electra-steps", "4"])
+    with pytest.raises(SystemExit):
+        electra_vs_mlm.parse_args(["--temperature", "0"])
 
 
 def test_objectives_with_embedding_sharing():
@@ -115,3 +168,18 @@ def test_objectives_with_embedding_sharing():
     assert args.objectives == ["electra", "electra+gdes"]
     assert electra_vs_mlm.split_objective("electra+gdes") == ("electra", "gdes")
     assert electra_vs_mlm.split_objective("mlm") == ("mlm", None)
+
+
+def test_runs_at_another_temperature_are_not_reused(tmp_path):
+    path = tmp_path / "runs.jsonl"
+    finished = [{"objective": "none"}, {"objective": "mlm"},
+                {"objective": "electra"},  # recorded before temperatures: 1
+                {"objective": "electra+gdes", "temperature": 3.0}]
+    path.write_text("".join(json.dumps(run) + "\n" for run in finished))
+
+    def kept(temperature):
+        return [run["objective"] for run in
+                electra_vs_mlm.load_finished(str(path), temperature)]
+
+    assert kept(1.0) == ["none", "mlm", "electra"]
+    assert kept(3.0) == ["none", "mlm", "electra+gdes"]
