@@ -275,6 +275,8 @@ class _CheckedPyDataset(keras.utils.PyDataset):
 
 def _checked_batch(batch, per_batch):
     batch = per_batch(*keras.utils.unpack_x_y_sample_weight(batch))
+    if not isinstance(batch, tuple):
+        batch = (batch,)  # Keras' generator adapter takes tuples only.
     return keras.tree.map_structure(to_host, batch)
 
 

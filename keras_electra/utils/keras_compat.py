@@ -111,10 +111,11 @@ def word_piece_pretokenize():
 
     Example:
     ```python
+    import tensorflow as tf
     from keras_electra.utils import keras_compat
 
     pretokenize = keras_compat.word_piece_pretokenize()
-    words = pretokenize(["Héllo, world!"], True, True, True, True)
+    words = pretokenize(tf.constant(["Héllo, world!"]), True, True, True, True)
     words.to_list()  # [[b'hello', b',', b'world', b'!']]
     ```
     """
