@@ -85,7 +85,7 @@ class CheckedInputs:
 
     def fit(self, x=None, y=None, *args, **kwargs):
         validation = kwargs.get("validation_data")
-        with checks.input_errors():
+        with checks.input_errors(self, kwargs):
             if checks.is_batch_stream(x) or checks.is_batch_stream(validation):
                 x, y, kwargs["sample_weight"] = self._for_keras(
                     x, y, kwargs.get("sample_weight")
@@ -109,7 +109,7 @@ class CheckedInputs:
         if kwargs.get("_use_cached_eval_dataset"):
             # `fit`'s validation data, prepared there.
             return super().evaluate(x, y, *args, **kwargs)
-        with checks.input_errors():
+        with checks.input_errors(self, kwargs):
             if checks.is_batch_stream(x):
                 x = checks.checked_batches(x, self.preprocess_samples)
                 return keras.Model.evaluate(self, x, y, *args, **kwargs)
@@ -117,7 +117,7 @@ class CheckedInputs:
             return super().evaluate(x, y, *args, **kwargs)
 
     def predict(self, x, *args, **kwargs):
-        with checks.input_errors():
+        with checks.input_errors(self, kwargs):
             if checks.is_batch_stream(x):
                 x = checks.checked_batches(x, self.preprocess_samples)
                 return keras.Model.predict(self, x, *args, **kwargs)

@@ -589,7 +589,7 @@ class ElectraPretrainer(keras.Model):
         `keras_electra.utils.checks.INPUT_ERROR`.
         """
         checker = self.input_checker()
-        with input_errors():
+        with input_errors(self, kwargs):
             x, y = checker.checked(x, y)
             validation_data = checker.checked_validation(validation_data)
             return super().fit(
@@ -601,9 +601,15 @@ class ElectraPretrainer(keras.Model):
         if kwargs.get("_use_cached_eval_dataset"):
             # `fit`'s validation data, checked there.
             return super().evaluate(x, y=y, **kwargs)
-        with input_errors():
+        with input_errors(self, kwargs):
             x, y = self.input_checker().checked(x, y)
             return super().evaluate(x, y=y, **kwargs)
+
+    def predict(self, x, **kwargs):
+        """`keras.Model.predict`, with the inputs checked as in `fit`."""
+        with input_errors(self, kwargs):
+            x, _ = self.input_checker().checked(x)
+            return super().predict(x, **kwargs)
 
     def input_checker(self):
         """The `InputChecker` for the backbone's vocabulary and length."""

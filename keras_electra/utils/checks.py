@@ -27,6 +27,8 @@ import types
 import keras
 import numpy as np
 
+from keras_electra.utils import keras_compat
+
 INPUT_ERROR = "Bad ELECTRA input:"
 
 
@@ -290,15 +292,19 @@ def to_host(value):
 
 
 @contextlib.contextmanager
-def input_errors():
-    """Raise a failed input check as the `ValueError` the host check gives.
+def input_errors(model, kwargs):
+    """Around `model.fit`, `evaluate` or `predict(**kwargs)`: raise a failed
+    input check as the `ValueError` the host check gives, and leave the
+    model as it was before the failed step.
 
     A `tf.data` assertion reaches the caller as a TensorFlow error, and a
     check inside a generator as whatever the backend's data adapter wraps
     it in; both carry `INPUT_ERROR`, from where the message is read back.
+    On JAX the model keeps its weights (`keras_compat.weights_kept_on_error`).
     """
     try:
-        yield
+        with keras_compat.weights_kept_on_error(model, kwargs):
+            yield
     except Exception as error:
         text = str(error)
         if INPUT_ERROR not in text or (

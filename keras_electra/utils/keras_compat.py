@@ -5,6 +5,10 @@ names the public alternative it waits for. Nothing else in the package
 imports `keras.src` or `keras_hub.src`.
 """
 
+import contextlib
+
+import keras
+
 # keras-hub's preset files and loaders (`load_json`, `check_file_exists`,
 # `get_preset_loader`, `check_config_class`, the file-name constants): the
 # machinery behind `from_preset` / `save_to_preset`. Waits for a public
@@ -122,3 +126,78 @@ def word_piece_pretokenize():
     from keras_hub.src.tokenizers.word_piece_tokenizer import pretokenize
 
     return pretokenize
+
+
+# Keras' JAX trainer detaches every variable from its value while `fit`,
+# `evaluate` and `predict` run (`_purge_model_variables`) and reattaches
+# them when the loop ends, or (`fit` only) from the last completed step in a
+# `finally`. An error before a step completes, such as a batch that fails its
+# input check, leaves the model without weights ("'NoneType' object is not
+# callable" on its next use). Waits for Keras to reattach on every error.
+
+
+@contextlib.contextmanager
+def weights_kept_on_error(model, kwargs):
+    """Around `model.fit`, `evaluate` or `predict(**kwargs)`: on JAX, the
+    model keeps its weights if the call fails.
+
+    Adds a callback to `kwargs["callbacks"]` that holds the variables'
+    values (references: JAX arrays are immutable) until the first step
+    completes; after that, Keras' own state of the last step is reattached.
+    Elsewhere nothing changes.
+
+    Example:
+    ```python
+    import keras
+    import numpy as np
+    from keras_electra.utils import keras_compat
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    kwargs = {"verbose": 0}
+    with keras_compat.weights_kept_on_error(model, kwargs):
+        model.predict(np.ones((2, 2)), **kwargs)
+    ```
+    """
+    callbacks = kwargs.get("callbacks")
+    if keras.config.backend() != "jax" or not (
+        callbacks is None or isinstance(callbacks, (list, tuple))
+    ):
+        yield
+        return
+    keeper = _FirstStepValues(model)
+    kwargs["callbacks"] = [*(callbacks or ()), keeper]
+    try:
+        yield
+    except BaseException:
+        keeper.reattach()
+        raise
+
+
+class _FirstStepValues(keras.callbacks.Callback):
+    def __init__(self, model):
+        super().__init__()
+        self.owner = model
+        variables = {}
+        optimizer = getattr(model, "optimizer", None)
+        for variable in (
+            *model.variables,
+            *(optimizer.variables if optimizer is not None else ()),
+            *model.metrics_variables,
+        ):
+            variables[id(variable)] = variable
+        self.variables = list(variables.values())
+        self.values = [variable._value for variable in self.variables]
+
+    def _step_completed(self, batch, logs=None):
+        self.values = None  # From now on Keras keeps the state.
+
+    on_train_batch_end = _step_completed
+    on_test_batch_end = _step_completed
+    on_predict_batch_end = _step_completed
+
+    def reattach(self):
+        self.owner.jax_state_sync()  # The last completed step's state.
+        self.owner._jax_state = None
+        for variable, value in zip(self.variables, self.values or ()):
+            if variable._value is None:
+                variable._value = value
