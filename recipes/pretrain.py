@@ -53,6 +53,7 @@ from keras_electra.training import runs  # noqa: E402
 from keras_electra.training.distribution import distribution_scope  # noqa: E402
 from keras_electra.training.distribution import supported_kinds  # noqa: E402
 from keras_electra.training.optimizers import pretraining_optimizer  # noqa: E402
+from keras_electra.utils.file_io import remove_leftovers  # noqa: E402
 from keras_electra.utils.file_io import write_json  # noqa: E402
 
 BACKBONE_FLAGS = {
@@ -486,6 +487,9 @@ def pretrain(args, dist):
     examples_dir = os.path.join(args.output, "examples")
     # One process prepares the data; under torchrun the others wait for it.
     if dist.is_chief:
+        # The temporaries of a killed earlier run (never read: what they
+        # stood for is whole or absent).
+        remove_leftovers(args.output)
         tokenizer = prepare_data(args, corpus, examples_dir)
     wait_for_chief(dist)
     if not dist.is_chief:

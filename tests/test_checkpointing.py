@@ -1,5 +1,6 @@
 """Crash-safe pre-training checkpoints: an interrupted run resumes exactly."""
 
+import errno
 import json
 import os
 import shutil
@@ -246,3 +247,35 @@ def test_bfloat16_variables_round_trip(tmp_path):
     for a, b in zip(values(restored.variables), values(saved.variables)):
         assert str(a.dtype) == "bfloat16"
         np.testing.assert_array_equal(a.astype("float32"), b.astype("float32"))
+
+
+def test_disk_full_while_a_checkpoint_is_written(tmp_path, monkeypatch):
+    # Steps 2 and 4 are checkpointed; the disk fills up half-way through
+    # writing step 4's weights.
+    write_arrays = checkpointing._write_arrays
+
+    def fills_up(path, values):
+        if "00000004" in path:
+            with open(path, "wb") as file:
+                file.write(b"PK\x03\x04 partial")
+            raise OSError(errno.ENOSPC, "No space left on device", path)
+        return write_arrays(path, values)
+
+    monkeypatch.setattr(checkpointing, "_write_arrays", fills_up)
+    pretrainer = compiled_pretrainer()
+    with pytest.raises(OSError) as error:
+        pretrainer.fit(
+            stream(), epochs=4, steps_per_epoch=1, verbose=0,
+            callbacks=[PretrainingCheckpoint(tmp_path, save_every=2)],
+        )
+    previous = os.path.join(tmp_path, "ckpt-00000002")
+    assert error.value.errno == errno.ENOSPC
+    assert "Checkpoint of step 4 not written" in str(error.value)
+    assert "No space left on device" in str(error.value)
+    assert f"'{previous}', is intact" in str(error.value)
+    # Nothing half-written is left, and the run resumes from step 2.
+    assert os.listdir(tmp_path) == ["ckpt-00000002"]
+    assert latest_checkpoint(tmp_path, verify=True) == previous
+    resumed = compiled_pretrainer()
+    state = restore_checkpoint(resumed, previous)
+    assert state["step"] == 2

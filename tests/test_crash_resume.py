@@ -1,12 +1,17 @@
-"""`kill -9` a pre-training run mid-way, run it again: it resumes exactly.
+"""`kill -9` a pre-training run, run it again: it resumes exactly.
 
 `recipes/pretrain.py` runs in subprocesses on the suite's backend
-(`KERAS_BACKEND`): once uninterrupted, and once killed with SIGKILL after its
-step-6 checkpoint, once it has trained on past it, then started again with
-the same command. The second run must resume from the newest checkpoint,
-lose at most `--checkpoint-every` steps, and end with the same per-step
-losses, the same final checkpoint and the same preset weights as the
-uninterrupted run; no temporary or partial file is left behind.
+(`KERAS_BACKEND`), once uninterrupted; the same command is then killed with
+SIGKILL and started again, until it ends. The killed run must resume from
+the newest complete checkpoint, never read a half-written file, and end with
+the same per-step losses, the same final checkpoint and the same preset
+weights as the uninterrupted run; no temporary file is left behind.
+
+- Once, after its step-6 checkpoint, once it has trained on past it (every
+  backend: resuming the training state exactly is backend code).
+- Twelve times, at moments drawn across the whole run: counting the
+  vocabulary, writing it, writing the example shards, mid-step, mid-way
+  through a checkpoint and through the final preset save.
 """
 
 import glob
@@ -189,33 +194,10 @@ def leftovers(output):
     return found
 
 
-def test_kill_9_and_resume_equals_the_uninterrupted_run(corpus, tmp_path):
-    cwd = str(tmp_path)
-    # The uninterrupted run and the one to kill run side by side.
-    reference = str(tmp_path / "uninterrupted")
-    reference_run = start(corpus, reference, cwd)
-    output = str(tmp_path / "killed")
-    try:
-        trained = kill_past_step_6_checkpoint(
-            *start(corpus, output, cwd), output
-        )
-    finally:
-        finish(*reference_run)
-    assert not os.path.exists(os.path.join(output, "preset"))
+def assert_same_as_uninterrupted(reference, output):
+    """`output`'s run ended as the uninterrupted `reference`: the same
+    per-step curves, checkpoints and preset weights."""
     checkpoints = os.path.join(output, "checkpoints")
-    newest = checkpointing.latest_checkpoint(checkpoints)
-    saved = int(os.path.basename(newest).split("-")[1])
-
-    # The same command again: it resumes from the newest checkpoint.
-    log = finish(*start(corpus, output, cwd))
-    match = re.search(r"Resuming from (\S+) \(step ([\d,]+)\)", log)
-    assert match, log
-    resumed = int(match.group(2).replace(",", ""))
-    assert os.path.basename(match.group(1)) == f"ckpt-{resumed:08d}"
-    assert resumed == saved and resumed % EVERY == 0
-    assert 6 <= resumed <= trained < STEPS
-    assert trained - resumed <= EVERY  # at most one interval lost
-
     # One row per step, as one run, equal to the uninterrupted run's.
     expected = training_monitor.read_curves(
         os.path.join(reference, "curves.csv")
@@ -253,6 +235,151 @@ def test_kill_9_and_resume_equals_the_uninterrupted_run(corpus, tmp_path):
             expected_weights[name], actual_weights[name], f"preset/{name}"
         )
 
+
+def test_kill_9_and_resume_equals_the_uninterrupted_run(corpus, tmp_path):
+    cwd = str(tmp_path)
+    # The uninterrupted run and the one to kill run side by side.
+    reference = str(tmp_path / "uninterrupted")
+    reference_run = start(corpus, reference, cwd)
+    output = str(tmp_path / "killed")
+    try:
+        trained = kill_past_step_6_checkpoint(
+            *start(corpus, output, cwd), output
+        )
+    finally:
+        finish(*reference_run)
+    assert not os.path.exists(os.path.join(output, "preset"))
+    checkpoints = os.path.join(output, "checkpoints")
+    newest = checkpointing.latest_checkpoint(checkpoints)
+    saved = int(os.path.basename(newest).split("-")[1])
+
+    # The same command again: it resumes from the newest checkpoint.
+    log = finish(*start(corpus, output, cwd))
+    match = re.search(r"Resuming from (\S+) \(step ([\d,]+)\)", log)
+    assert match, log
+    resumed = int(match.group(2).replace(",", ""))
+    assert os.path.basename(match.group(1)) == f"ckpt-{resumed:08d}"
+    assert resumed == saved and resumed % EVERY == 0
+    assert 6 <= resumed <= trained < STEPS
+    assert trained - resumed <= EVERY  # at most one interval lost
+
+    assert_same_as_uninterrupted(reference, output)
+
     # Nothing temporary or half-written is left behind.
     assert leftovers(output) == []
     assert leftovers(reference) == []
+
+
+# === Killed at random moments ===
+
+# Imported first in every recipe run (through PYTHONPATH): SIGKILL the run
+# at the `count`-th `event` (a Python audit event: a file opened, a rename)
+# whose paths match `pattern`, `delay` seconds after it.
+KILL_HOOK = """
+import os, re, signal, sys, threading
+
+event, pattern, count, delay = os.environ["KILL_AT"].split("|")
+pattern, left, delay = re.compile(pattern), [int(count)], float(delay)
+
+
+def die():
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def hook(name, args):
+    if name != event:
+        return
+    paths = " ".join(a for a in args[:2] if isinstance(a, str))
+    if pattern.search(paths):
+        left[0] -= 1
+        if left[0] == 0:
+            threading.Timer(delay, die).start() if delay else die()
+
+
+sys.addaudithook(hook)
+"""
+
+
+def kill_plan(rng):
+    """`(phase, event, pattern, count, delay)` of each kill, in run order."""
+    mid_step = lambda: rng.uniform(0.0, 0.3)  # noqa: E731
+    return [
+        ("vocabulary", "open", r"corpus\.txt", 1, 0.0),  # counting words
+        ("vocabulary", "os.rename", r"\.vocab\.txt\.", 1, 0.0),
+        ("shards", "os.rename", r"\.tfrecord\.", rng.randint(1, 4), 0.0),
+        ("shards", "os.rename", r"\.tfrecord\.", rng.randint(1, 4), 0.0),
+        ("shards", "os.rename", r"\.metadata\.json\.", 1, 0.0),
+        ("step", "open", r"curves\.csv", rng.randint(1, 3), mid_step()),
+        ("checkpoint", "open", r"\.optimizer\.npz\.", 1, 0.0),
+        ("step", "open", r"curves\.csv", rng.randint(2, 4), mid_step()),
+        # Complete in its staging folder, not yet renamed into place.
+        ("checkpoint", "os.rename", r"\.tmp \S*/ckpt-\d+$", 1, 0.0),
+        ("checkpoint", "open", r"\.checkpoint\.json\.", 1, 0.0),
+        ("preset", "open", r"\.electra-preset-", rng.randint(1, 2), 0.0),
+        ("preset", "os.rename", r"\.tmp \S*/preset$", 1, 0.0),
+    ]
+
+
+def visible_state_is_whole(output, vocabulary):
+    """What a killed run leaves under its own names is complete."""
+    path = os.path.join(output, "vocab.txt")
+    if os.path.exists(path):
+        assert read(path) == vocabulary
+    if os.path.exists(os.path.join(output, "examples", "metadata.json")):
+        shards = glob.glob(os.path.join(output, "examples", "*.tfrecord"))
+        assert len(shards) == 8, shards
+    checkpoints = os.path.join(output, "checkpoints")
+    for name in os.listdir(checkpoints) if os.path.isdir(checkpoints) else ():
+        if not name.startswith("."):
+            assert checkpointing.is_complete_checkpoint(
+                os.path.join(checkpoints, name), verify=True
+            ), name
+
+
+@pytest.mark.skipif(
+    backend() != "torch",
+    reason="the kill points are file writes, the same code on every "
+    "backend (resuming each backend's training state exactly is "
+    "test_kill_9_and_resume_equals_the_uninterrupted_run's, on all three); "
+    "PyTorch starts fastest",
+)
+def test_killed_at_twelve_random_moments_ends_as_the_uninterrupted_run(
+    corpus, tmp_path
+):
+    cwd = str(tmp_path)
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(KILL_HOOK)
+    python_path = os.pathsep.join([str(hooks), environment("")["PYTHONPATH"]])
+    reference = str(tmp_path / "uninterrupted")
+    reference_run = start(corpus, reference, cwd)
+    output = str(tmp_path / "killed")
+    plan = kill_plan(random.Random(0))
+    try:
+        for phase, *kill_at in plan:
+            process, log_path = start(
+                corpus, output, cwd, PYTHONPATH=python_path,
+                KILL_AT="|".join(str(part) for part in kill_at),
+            )
+            try:
+                process.wait(timeout=TIMEOUT)
+            finally:
+                if process.poll() is None:
+                    process.kill()
+                    process.wait()
+            assert process.returncode == -signal.SIGKILL, (
+                f"not killed {phase} ({kill_at}):\n{read(log_path)}"
+            )
+            if phase == "vocabulary":
+                continue
+            if not os.path.exists(os.path.join(reference, "preset")):
+                finish(*reference_run)
+            visible_state_is_whole(
+                output, read(os.path.join(reference, "vocab.txt"))
+            )
+    finally:
+        if reference_run[0].poll() is None:
+            finish(*reference_run)
+    finish(*start(corpus, output, cwd))
+    assert_same_as_uninterrupted(reference, output)
+    assert leftovers(output) == []

@@ -140,7 +140,7 @@ def export_for_serving(task, path, format="tf_saved_model"):
         )
     _check_installed(format)
     staging = staging_directory(
-        os.path.dirname(path), f".{os.path.basename(path)}.", ".tmp"
+        os.path.dirname(path), f".{os.path.basename(path)}."
     )
     try:
         if keras.config.backend() == "tensorflow":

@@ -319,6 +319,10 @@ def save_checkpoint(
     same step is replaced. Returns the path, or `None` (with a warning) if
     the logs or the state hold non-finite values and nothing was written.
 
+    A failed write (disk full, permission denied) leaves the earlier
+    checkpoints as they were and raises an `OSError` with the same `errno`
+    that names the step and the checkpoint to resume from.
+
     Args:
         model: a Keras model (its optimizer's state is saved if compiled).
         directory: str. Parent directory (created).
@@ -362,7 +366,7 @@ def save_checkpoint(
     name = f"{CHECKPOINT_PREFIX}{step:08d}"
     target = os.path.join(directory, name)
     staging = staging_directory(
-        directory, f"{_TEMP_PREFIX}{step:08d}.", suffix=".tmp"
+        directory, f"{_TEMP_PREFIX}{step:08d}."
     )
     try:
         files = {
@@ -405,6 +409,19 @@ def save_checkpoint(
         fsync_directory(staging)
         replace_directory(staging, target)
         fsync_directory(directory)
+    except OSError as error:  # Disk full, permission denied, ...
+        previous = latest_checkpoint(directory)
+        raise OSError(
+            error.errno,
+            f"Checkpoint of step {step} not written to '{directory}' "
+            f"({error.strerror or error}). "
+            + (
+                f"The previous checkpoint, '{previous}', is intact: free "
+                "space and resume from it."
+                if previous
+                else "There is no earlier checkpoint."
+            ),
+        ) from error
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if keep is not None:

@@ -10,8 +10,13 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import uuid
+
+# What `atomic_path` and `staging_directory` name their temporaries:
+# hidden, a uuid4, `.tmp`.
+_TEMPORARY = re.compile(r"^\..*[0-9a-f]{32}\.tmp$")
 
 
 @contextlib.contextmanager
@@ -132,8 +137,9 @@ def fsync_directory(path):
         os.close(descriptor)
 
 
-def staging_directory(parent, prefix, suffix=""):
-    """A new empty folder `parent/<prefix><random><suffix>` with the usual
+def staging_directory(parent, prefix, suffix=".tmp"):
+    """A new empty folder `parent/<prefix><random><suffix>` (`prefix` a
+    hidden name: `remove_leftovers` recognises it) with the usual
     permissions (not `tempfile.mkdtemp`'s 0o700, which a saved folder would
     keep). Folders are made.
 
@@ -146,7 +152,7 @@ def staging_directory(parent, prefix, suffix=""):
     from keras_electra.utils.file_io import staging_directory
 
     parent = tempfile.mkdtemp()
-    staging = staging_directory(parent, ".results-", suffix=".tmp")
+    staging = staging_directory(parent, ".results-")
     with open(os.path.join(staging, "a.txt"), "w") as file:
         file.write("complete")
     replace_directory(staging, os.path.join(parent, "results"))
@@ -184,3 +190,38 @@ def replace_directory(source, target):
         os.rename(backup, target)
         raise
     shutil.rmtree(backup, ignore_errors=True)
+
+
+def remove_leftovers(directory):
+    """Delete the temporaries that killed writers left under `directory`.
+
+    `atomic_path`, `atomic_write` and `staging_directory` name them
+    `.<name>.<random>.tmp`; a kill (SIGKILL, power loss) leaves them behind,
+    never the file or folder they stood for. Only for a folder no other
+    process is writing to. Returns the paths removed.
+
+    Example:
+    ```python
+    import os
+    import tempfile
+
+    from keras_electra.utils.file_io import remove_leftovers, staging_directory
+
+    run = tempfile.mkdtemp()
+    staging_directory(run, ".preset-")  # As a killed save leaves it.
+    len(remove_leftovers(run))  # 1
+    ```
+    """
+    removed = []
+    for folder, subfolders, files in os.walk(directory):
+        for name in list(subfolders):
+            if _TEMPORARY.match(name):
+                subfolders.remove(name)
+                shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+                removed.append(os.path.join(folder, name))
+        for name in files:
+            if _TEMPORARY.match(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(folder, name))
+                removed.append(os.path.join(folder, name))
+    return removed
