@@ -35,8 +35,11 @@ import numpy as np  # noqa: E402
 from keras_electra import data as datasets  # noqa: E402
 from keras_electra.conversion.serving import export_for_serving  # noqa: E402
 from keras_electra.training.finetuning import fine_tune_classifier  # noqa: E402
+from keras_electra.models.electra_backbone import ElectraBackbone  # noqa: E402
+from keras_electra.training import runs  # noqa: E402
 from keras_electra.training.finetuning import subset  # noqa: E402
 from keras_electra.training.optimizers import FINETUNING_HYPERPARAMETERS  # noqa: E402
+from keras_electra.utils import preset_loading  # noqa: E402
 from keras_electra.utils.file_io import write_json  # noqa: E402
 
 
@@ -60,10 +63,17 @@ def build_parser():
         "Without it GLUE comes from Hugging Face `datasets` or "
         "tensorflow-datasets (network needed).",
     )
-    data.add_argument("--train-file", help="Local CSV, TSV or JSONL file.")
-    data.add_argument("--dev-file", help="Local CSV, TSV or JSONL file.")
     data.add_argument(
-        "--test-file", help="Optional local test file (scored if labelled)."
+        "--train-file", type=runs.readable_file,
+        help="Local CSV, TSV or JSONL file.",
+    )
+    data.add_argument(
+        "--dev-file", type=runs.readable_file,
+        help="Local CSV, TSV or JSONL file.",
+    )
+    data.add_argument(
+        "--test-file", type=runs.readable_file,
+        help="Optional local test file (scored if labelled).",
     )
     data.add_argument(
         "--text-columns",
@@ -138,8 +148,10 @@ def build_parser():
     training.add_argument(
         "--max-sequence-length",
         type=int,
-        default=128,
-        help="Tokens per packed example.",
+        default=None,
+        help="Tokens per packed example. Default: 128, or the preset's "
+        "max_sequence_length if shorter; longer than the preset's is "
+        "refused.",
     )
     training.add_argument(
         "--reinitialize-layers",
@@ -187,7 +199,7 @@ def build_parser():
         "--output",
         default=None,
         help="Folder for scores.json (and the fine-tuned model with "
-        "--save-model).",
+        "--save-model): new, empty, or an earlier run's.",
     )
     parser.add_argument(
         "--save-model",
@@ -218,6 +230,20 @@ def parse_args(argv=None):
     if args.task not in (None, "movie_reviews", *datasets.GLUE_TASKS):
         parser.error(f"unknown --task {args.task!r}")
     # Refused now rather than after the fine-tuning.
+    if args.output and runs.foreign_output(args.output, ["scores.json"]):
+        parser.error(
+            f"--output {runs.foreign_output(args.output, ['scores.json'])}"
+        )
+    longest = preset_loading.max_sequence_length(
+        args.preset, ElectraBackbone.builtin_presets
+    )
+    if args.max_sequence_length is None:
+        args.max_sequence_length = min(128, longest or 128)
+    elif longest is not None and args.max_sequence_length > longest:
+        parser.error(
+            f"--max-sequence-length {args.max_sequence_length} exceeds the "
+            f"preset's max_sequence_length ({longest}); give at most {longest}"
+        )
     if args.export and os.path.exists(args.export) and not (
         os.path.isdir(args.export) and not os.listdir(args.export)
     ):
@@ -245,23 +271,43 @@ def load_task(args):
         ("test", args.test_file),
     ):
         if path:
+            # Named labels get the training file's indices in every split.
+            names = splits["train"]["label_names"] if splits else None
             splits[name] = datasets.load_text_classification_file(
                 path,
                 text_columns=args.text_columns,
                 label_column=args.label_column,
+                label_names=names,
             )
     labels = splits["train"]["labels"]
     regression = np.issubdtype(labels.dtype, np.floating)
     num_classes = args.num_classes or (1 if regression else int(labels.max()) + 1)
+    for name, split in splits.items():
+        labels = split["labels"]
+        if num_classes > 1 and labels is not None and len(labels) and (
+            labels.min() < 0 or labels.max() >= num_classes
+        ):
+            raise ValueError(
+                f"--{name}-file {split_path(args, name)}: labels from "
+                f"{labels.min()} to {labels.max()}, outside [0, {num_classes}) "
+                f"(--num-classes {num_classes})"
+            )
     metrics = ["pearson", "spearman"] if num_classes == 1 else ["accuracy"]
     return splits, num_classes, metrics
+
+
+def split_path(args, name):
+    return getattr(args, f"{name}_file")
 
 
 def main(argv=None):
     args = parse_args(argv)
     if args.bf16:
         keras.config.set_dtype_policy("mixed_bfloat16")
-    splits, num_classes, metrics = load_task(args)
+    try:
+        splits, num_classes, metrics = load_task(args)
+    except ValueError as error:  # Bad files: refused before any training.
+        build_parser().error(str(error))
     if args.max_train_examples:
         splits["train"] = subset(splits["train"], args.max_train_examples)
     classifier, scores = fine_tune_classifier(

@@ -64,6 +64,8 @@ BACKBONE_FLAGS = {
     "intermediate_dim": "Feed-forward size.",
 }
 RUN_FILE = "run.json"
+# What a run writes into --output, one of which marks an earlier run's folder.
+OWN_FILES = (RUN_FILE, "vocab.txt", "examples", "checkpoints", "curves.csv")
 
 
 def build_parser():
@@ -78,6 +80,7 @@ def build_parser():
     data.add_argument(
         "--corpus",
         nargs="+",
+        type=runs.readable_file,
         default=[],
         help="Text files (one sentence per line, blank line between "
         "documents). A file listed k times is packed k times.",
@@ -103,6 +106,7 @@ def build_parser():
     )
     data.add_argument(
         "--vocabulary",
+        type=runs.readable_file,
         default=None,
         help="An existing vocab.txt instead of training one.",
     )
@@ -298,6 +302,9 @@ def parse_args(argv=None):
             "--transformers-generator and --transformers-discriminator go "
             "together"
         )
+    foreign = runs.foreign_output(args.output, OWN_FILES)
+    if foreign:
+        parser.error(f"--output {foreign}")
     resuming = os.path.exists(os.path.join(args.output, RUN_FILE))
     if not (args.corpus or args.demo_corpus is not None or resuming):
         parser.error("give --corpus files and/or --demo-corpus")

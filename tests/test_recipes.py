@@ -131,8 +131,8 @@ def test_pretrain_rejects_bad_flags(corpus, tmp_path):
         pretrain.parse_args(["--demo-corpus", "wikipedia", "--output", "x"])
 
 
-def test_pretrain_embedding_sharing_flag(tmp_path):
-    output = ["--corpus", "a.txt", "--output", str(tmp_path)]
+def test_pretrain_embedding_sharing_flag(corpus, tmp_path):
+    output = ["--corpus", corpus, "--output", str(tmp_path)]
     assert pretrain.parse_args(output).embedding_sharing is None
     args = pretrain.parse_args(
         output + ["--embedding-sharing", "gdes", "--preset", "electra_tiny"]
@@ -142,13 +142,13 @@ def test_pretrain_embedding_sharing_flag(tmp_path):
         pretrain.parse_args(output + ["--embedding-sharing", "shared"])
 
 
-def test_pretrain_demo_corpus_sources(tmp_path):
+def test_pretrain_demo_corpus_sources(corpus, tmp_path):
     output = ["--output", str(tmp_path)]
     # Alone: the default sources; with names: those.
     assert pretrain.parse_args(["--demo-corpus", *output]).demo_corpus == []
     chosen = pretrain.parse_args(["--demo-corpus", "imdb", "sotu", *output])
     assert chosen.demo_corpus == ["imdb", "sotu"]
-    files_only = pretrain.parse_args(output + ["--corpus", "a.txt"])
+    files_only = pretrain.parse_args(output + ["--corpus", corpus])
     assert files_only.demo_corpus is None
     # A run.json from before the flag took names holds a bool.
     for saved, expected in ((True, []), (False, None)):

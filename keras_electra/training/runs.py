@@ -13,18 +13,23 @@ benchmarks.
   checkpoint, or start from step 0.
 - `StepClock`, `measure_step_costs(model, dataset, callbacks)`,
   `steps_in_budget(minutes, costs, steps_per_epoch)`: the time budget.
+- `readable_file(path)`, `foreign_output(path, own_files)`: the recipes'
+  checks of their files and output folders, before any work.
 - `backend_version()`: the version of the Keras backend's framework, for
   result files.
 """
 
+import argparse
 import dataclasses
 import importlib
+import os
 import time
 
 import keras
 import numpy as np
 
 from keras_electra.training import checkpoints
+from keras_electra.utils import file_io
 
 # Built-in sizes of `recipes/pretrain.py` (tiny is ours, trained like small).
 SIZES = ("tiny", "small", "base", "large")
@@ -323,6 +328,65 @@ def steps_in_budget(
     seconds = minutes * 60 - elapsed_seconds - costs.startup
     epochs = int(seconds / (costs.per_step(steps_per_epoch) * steps_per_epoch))
     return max(minimum, steps_per_epoch, epochs * steps_per_epoch)
+
+
+def readable_file(path):
+    """`path` if it is a file this process can read; for `argparse`
+    (`type=readable_file`), which then names the flag.
+
+    Example:
+    ```python
+    import argparse
+    from keras_electra.training.runs import readable_file
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--corpus", type=readable_file)
+    try:
+        parser.parse_args(["--corpus", "no/such.txt"])
+    except SystemExit:  # "argument --corpus: 'no/such.txt' is not a file"
+        pass
+    ```
+    """
+    if not os.path.isfile(path):
+        raise argparse.ArgumentTypeError(f"'{path}' is not a file")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(
+            f"'{path}' cannot be read (permission denied)"
+        )
+    return path
+
+
+def foreign_output(path, own_files):
+    """Why `path` cannot be a run's output folder, or `None` if it can.
+
+    A run writes into a folder that is new, empty, or an earlier run's
+    (it holds one of `own_files`); anything else is someone else's, which a
+    run must not write into.
+
+    Example:
+    ```python
+    import os
+    import tempfile
+    from keras_electra.training.runs import foreign_output
+
+    folder = tempfile.mkdtemp()
+    foreign_output(folder, ["run.json"])  # None: empty
+    open(os.path.join(folder, "notes.txt"), "w").close()
+    foreign_output(folder, ["run.json"])  # "... holds other files ..."
+    ```
+    """
+    if not os.path.exists(path):
+        return None
+    if not os.path.isdir(path):
+        return f"'{path}' exists and is not a folder"
+    # A killed run may have left only its temporaries.
+    names = [n for n in os.listdir(path) if not file_io.is_temporary(n)]
+    if not names or any(name in own_files for name in names):
+        return None
+    return (
+        f"'{path}' holds other files and no {' or '.join(own_files)} of an "
+        "earlier run: give a new or empty folder"
+    )
 
 
 def backend_version():

@@ -192,6 +192,12 @@ def replace_directory(source, target):
     shutil.rmtree(backup, ignore_errors=True)
 
 
+def is_temporary(name):
+    """Whether the file or folder `name` is one of the temporaries named
+    by `atomic_path` and `staging_directory` (`.<name>.<random>.tmp`)."""
+    return bool(_TEMPORARY.match(name))
+
+
 def remove_leftovers(directory):
     """Delete the temporaries that killed writers left under `directory`.
 
@@ -215,12 +221,12 @@ def remove_leftovers(directory):
     removed = []
     for folder, subfolders, files in os.walk(directory):
         for name in list(subfolders):
-            if _TEMPORARY.match(name):
+            if is_temporary(name):
                 subfolders.remove(name)
                 shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
                 removed.append(os.path.join(folder, name))
         for name in files:
-            if _TEMPORARY.match(name):
+            if is_temporary(name):
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(os.path.join(folder, name))
                 removed.append(os.path.join(folder, name))
