@@ -11,12 +11,22 @@ import random
 import numpy as np
 import pytest
 
-from conftest import random_sentences
+from conftest import backend, random_sentences
 
 from keras_electra.training import runs
 from scripts import load_script
 
 electra_vs_mlm = load_script("benchmarks/electra_vs_mlm.py")
+
+# The benchmark's own code (budgets, checkpoints, seeds, curves, results,
+# resuming) is the same on every backend; the pre-training and fine-tuning
+# it calls are tested on all three elsewhere (test_pretrainer.py,
+# test_text_classifier.py). Six minutes a backend: TensorFlow only.
+pytestmark = pytest.mark.skipif(
+    backend() != "tensorflow",
+    reason="backend-free benchmark bookkeeping over library code tested on "
+    "every backend elsewhere",
+)
 
 WORDS = "the a cat dog sat ran on mat house big small red blue green".split()
 

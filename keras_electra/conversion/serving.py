@@ -1,7 +1,6 @@
 """Task models out to serving formats: a TensorFlow SavedModel on raw
 strings, and ONNX on token ids."""
 
-import json
 import os
 import shutil
 import subprocess

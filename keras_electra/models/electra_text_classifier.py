@@ -2,15 +2,14 @@
 
 import keras
 import keras_hub
-from keras_electra.utils.keras_compat import preset_utils
 
 from keras_electra.utils import preset_loading
 from keras_electra.models.electra_backbone import ElectraBackbone
 from keras_electra.models.electra_backbone import electra_kernel_initializer
+from keras_electra.models import electra_text_inputs as text_inputs
 from keras_electra.models.electra_text_inputs import CheckedInputs
 from keras_electra.models.electra_text_inputs import PackedInputsPassThrough
 from keras_electra.models.electra_optimizer import electra_adamw
-from keras_electra.models.electra_tokenizer import has_tokenizer
 from keras_electra.models.electra_text_classifier_preprocessor import (
     ElectraTextClassifierPreprocessor,
 )
@@ -206,24 +205,11 @@ class ElectraTextClassifier(
         preprocessor (`sequence_length` defaults to the saved
         preprocessor's, else to 512 or the backbone's `max_sequence_length`
         if shorter)."""
-        if "preprocessor" not in kwargs and _has_tokenizer(preset):
-            preprocessor_kwargs = _pop_preprocessor_kwargs(kwargs)
-            if "sequence_length" not in preprocessor_kwargs and not (
-                preset_utils.check_file_exists(
-                    preset, preset_utils.PREPROCESSOR_CONFIG_FILE
-                )
-            ):
-                longest = kwargs.get(
-                    "max_sequence_length"
-                ) or preset_loading.max_sequence_length(
-                    preset, ElectraBackbone.builtin_presets
-                )
-                preprocessor_kwargs["sequence_length"] = min(
-                    512, longest or 512
-                )
-            kwargs["preprocessor"] = cls.preprocessor_cls.from_preset(
-                preset, **preprocessor_kwargs
-            )
+        preprocessor = text_inputs.preprocessor_from_preset(
+            cls.preprocessor_cls, preset, kwargs, ("sequence_length", "truncate")
+        )
+        if preprocessor is not None:
+            kwargs["preprocessor"] = preprocessor
         return preset_loading.load_task(cls, preset, load_weights, kwargs)
 
 
@@ -260,16 +246,3 @@ def masked_mean(sequence, padding_mask):
     return total / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
 
 
-def _has_tokenizer(preset):
-    if preset in ElectraBackbone.builtin_presets:
-        return False
-    preset_loading.check_preset(preset, ElectraBackbone.builtin_presets)
-    return has_tokenizer(preset)
-
-
-def _pop_preprocessor_kwargs(kwargs):
-    return {
-        key: kwargs.pop(key)
-        for key in ("sequence_length", "truncate")
-        if key in kwargs
-    }

@@ -458,7 +458,7 @@ def render_html(inspection):
     """
     legend = (
         '<div class="legend">'
-        f"<span>P(replaced): 0 <span class=\"ramp\"></span> 1</span>"
+        "<span>P(replaced): 0 <span class=\"ramp\"></span> 1</span>"
         '<span><span class="token masked">masked</span> masked, generator '
         "kept the original</span>"
         '<span><span class="token masked replaced">sample<span class="was">'

@@ -32,7 +32,6 @@ ablations (Section 3.2), selected with `objective`; step 1 is shared by all:
 
 import json
 import os
-import sys
 import warnings
 
 import keras
