@@ -230,10 +230,9 @@ def parse_args(argv=None):
     if args.task not in (None, "movie_reviews", *datasets.GLUE_TASKS):
         parser.error(f"unknown --task {args.task!r}")
     # Refused now rather than after the fine-tuning.
-    if args.output and runs.foreign_output(args.output, ["scores.json"]):
-        parser.error(
-            f"--output {runs.foreign_output(args.output, ['scores.json'])}"
-        )
+    foreign = args.output and runs.foreign_output(args.output, ["scores.json"])
+    if foreign:
+        parser.error(f"--output {foreign}")
     longest = preset_loading.max_sequence_length(
         args.preset, ElectraBackbone.builtin_presets
     )

@@ -99,15 +99,20 @@ def read(path):
         return file.read()
 
 
-def finish(process, log_path):
-    """Wait for a run to end; its log, which must say it succeeded."""
+def wait_for_end(process):
+    """Wait for a run to end (killed if it hangs); its return code."""
     try:
         process.wait(timeout=TIMEOUT)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    assert process.returncode == 0, read(log_path)
+    return process.returncode
+
+
+def finish(process, log_path):
+    """Wait for a run to end; its log, which must say it succeeded."""
+    assert wait_for_end(process) == 0, read(log_path)
     return read(log_path)
 
 
@@ -361,13 +366,7 @@ def test_killed_at_twelve_random_moments_ends_as_the_uninterrupted_run(
                 corpus, output, cwd, PYTHONPATH=python_path,
                 KILL_AT="|".join(str(part) for part in kill_at),
             )
-            try:
-                process.wait(timeout=TIMEOUT)
-            finally:
-                if process.poll() is None:
-                    process.kill()
-                    process.wait()
-            assert process.returncode == -signal.SIGKILL, (
+            assert wait_for_end(process) == -signal.SIGKILL, (
                 f"not killed {phase} ({kill_at}):\n{read(log_path)}"
             )
             if phase == "vocabulary":
