@@ -75,8 +75,9 @@ TABLE_HEADER = (
     "| corpus | phase | peak RSS MB | tree peak MB | Python peak MB "
     "| seconds |\n|---|---|---:|---:|---:|---:|"
 )
-# Documents per generated chunk (a few MB of text).
-_CHUNK_DOCUMENTS = 2_000
+# Documents per generated chunk (about 0.5 MB of text: the granularity of
+# a corpus's size).
+_CHUNK_DOCUMENTS = 200
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):

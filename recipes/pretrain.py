@@ -274,7 +274,8 @@ def build_parser():
         "--checkpoint-every",
         type=int,
         default=1000,
-        help="Steps between checkpoints (also the logging interval).",
+        help="Steps between checkpoints (also the logging interval); with "
+        "--minutes at most this many, so that the run ends on the budget.",
     )
     outputs.add_argument(
         "--keep-checkpoints", type=int, default=3, help="Checkpoints kept."
@@ -399,7 +400,8 @@ def step_costs(args, tokenizer, dataset, dist):
     keras.utils.set_random_seed(args.seed)
     probe = build_pretrainer(args, tokenizer)
     compile_pretrainer(probe, args, total_steps=1000)
-    steps_per_epoch = 6
+    # Enough steps that the machine's step-to-step noise averages out.
+    steps_per_epoch = 20
     with tempfile.TemporaryDirectory() as directory:
         callbacks = training_callbacks(args, directory, steps_per_epoch, dist)
         return runs.measure_step_costs(
@@ -413,15 +415,15 @@ def run_settings(args, tokenizer, dataset, dist):
     if os.path.exists(path):
         with open(path) as file:
             return json.load(file)
-    # Keras "epochs" are checkpoint intervals here; the run is a whole
-    # number of them.
+    # Keras "epochs" are checkpoint intervals here (at most
+    # --checkpoint-every steps); the run is a whole number of them.
     interval = args.checkpoint_every
     if args.minutes is not None:
         print("Timing a few steps, callbacks included, to fit the schedule "
               "to the time budget...")
         timing_start = time.time()
         costs = step_costs(args, tokenizer, dataset, dist)
-        steps = runs.steps_in_budget(
+        steps, interval = runs.steps_in_budget(
             args.minutes, costs, interval,
             elapsed_seconds=time.time() - timing_start,
         )
@@ -531,9 +533,7 @@ def pretrain(args, dist):
         f"{dist.num_replicas} replica(s)).",
         flush=True,
     )
-    callbacks = training_callbacks(
-        args, args.output, args.checkpoint_every, dist
-    )
+    callbacks = training_callbacks(args, args.output, steps_per_epoch, dist)
     pretrainer.fit(
         dataset.skip(state["data_position"]),
         initial_epoch=state["initial_epoch"],

@@ -7,6 +7,8 @@ classes) with the same `ValueError` text on every path, before any gradient
 step.
 """
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -14,6 +16,7 @@ import pytest
 import keras_electra
 from conftest import VOCAB_SIZE, numpy_tree, tiny_backbone, tiny_batch
 from conftest import tiny_pretrainer
+from keras_electra.models.electra_text_inputs import shuffled_rows
 from keras_electra.utils.checks import INPUT_ERROR
 
 KINDS = ("arrays", "tf.data", "generator", "PyDataset")
@@ -220,6 +223,23 @@ def test_labels_outside_the_classes_on_every_path(models, model_name):
 
 @pytest.mark.parametrize("model_name", sorted(MODELS))
 def test_every_path_trains_evaluates_and_predicts_alike(model_name):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trains_evaluates_and_predicts_alike(model_name)
+    # Nothing to warn about on any path (Keras' own default `shuffle=True`
+    # warned on every stream, its default `build` on the pretrainer, its
+    # optimizers of the unused pooler). Keras' own, as for any
+    # `keras.Model`: "ran out of data" at the end of a generator (of
+    # unknown length), and a DeprecationWarning from `Variable.__array__`
+    # (the test's weight reads).
+    assert [
+        str(warning.message) for warning in caught
+        if not issubclass(warning.category, DeprecationWarning)
+        and not str(warning.message).startswith("Your input ran out of data")
+    ] == []
+
+
+def trains_evaluates_and_predicts_alike(model_name):
     keras.utils.set_random_seed(0)
     model = compiled(model_name)
     x = good_x(model_name)
@@ -248,6 +268,29 @@ def test_every_path_trains_evaluates_and_predicts_alike(model_name):
         assert any(
             not np.array_equal(a, b) for a, b in zip(before, weights(model))
         ), kind
+
+
+def test_arrays_are_shuffled_every_epoch_and_split_as_in_keras():
+    # keras-hub's `Task.fit` batches arrays in order; ours, as
+    # `keras.Model.fit(shuffle=True)`, in a new order every epoch.
+    x = {"token_ids": np.arange(40).reshape(20, 2)}
+    y = np.arange(20)
+    kwargs = {"batch_size": 4, "sample_weight": np.ones(20),
+              "validation_split": 0.25, "epochs": 2}
+    batches = shuffled_rows(x, y, kwargs)
+    assert kwargs.keys() == {"epochs", "validation_data"}
+
+    def labels_of(dataset):
+        return [int(label) for _, labels, _ in dataset for label in labels]
+
+    first, second = labels_of(batches), labels_of(batches)
+    assert first != second and first != sorted(first)
+    assert sorted(first) == sorted(second) == list(range(15))
+    assert labels_of(kwargs["validation_data"]) == list(range(15, 20))
+    for batch_x, labels, _ in batches:
+        np.testing.assert_array_equal(
+            batch_x["token_ids"][:, 0], 2 * labels.numpy()
+        )
 
 
 # === Raw strings through a preprocessor ===

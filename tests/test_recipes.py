@@ -70,9 +70,10 @@ def test_pretrain_fits_a_time_budget_with_its_callbacks(
     assert "(budget 0.25 min, " in printed
     with open(os.path.join(output, "run.json")) as file:
         run = json.load(file)
-    # A whole number of checkpoint intervals, never rounded up past the
-    # budget.
-    assert run["total_steps"] % 5 == 0 and run["steps_per_epoch"] == 5
+    # A whole number of checkpoint intervals of at most --checkpoint-every
+    # steps, never rounded up past the budget.
+    assert 1 <= run["steps_per_epoch"] <= 5
+    assert run["total_steps"] % run["steps_per_epoch"] == 0
 
 
 @pytest.mark.parametrize("recipe", [pretrain, finetune, squad, demo])

@@ -90,15 +90,20 @@ def test_step_costs_count_the_callbacks():
 
 def test_steps_in_budget_leave_room_for_startup_and_epoch_ends():
     costs = runs.StepCosts(startup=30.0, step=0.1, epoch_end=5.0)
-    # 10 min = 600 s: 30 s startup, 55 s already spent, then epochs of
-    # 100 steps x 0.1 s + 5 s = 15 s: 34 whole epochs in the 515 s left.
+    # 10 min = 600 s: 30 s startup, 55 s already spent, then epochs of at
+    # most 100 steps x 0.1 s + 5 s = 15 s: 35 epochs fill the 515 s left,
+    # shortened alike to 97 steps (35 x 14.7 s = 514.5 s).
     assert runs.steps_in_budget(
         10, costs, steps_per_epoch=100, elapsed_seconds=55
-    ) == 3400
-    assert runs.steps_in_budget(0.1, costs, steps_per_epoch=100) == 100
+    ) == (35 * 97, 97)
+    # Whatever the budget, one epoch; `minimum` steps if more.
+    assert runs.steps_in_budget(0.1, costs, steps_per_epoch=100) == (100, 100)
     assert runs.steps_in_budget(
         0.1, costs, steps_per_epoch=100, minimum=500
-    ) == 500
+    ) == (500, 100)
+    assert runs.steps_in_budget(
+        0.1, costs, steps_per_epoch=100, minimum=450
+    ) == (450, 90)
     with pytest.raises(ValueError, match="minutes"):
         runs.steps_in_budget(0, costs, steps_per_epoch=100)
 

@@ -277,6 +277,9 @@ class ElectraBackbone(keras_hub.models.ElectraBackbone):
             )
             for i in range(num_layers)
         ]
+        # The pooler (as in BERT and the original ELECTRA) serves only the
+        # text classifier's `head="original"`: every other task model freezes
+        # it (no gradient reaches it, and Keras' optimizers warn of that).
         self.pooled_dense = keras.layers.Dense(
             hidden_dim,
             kernel_initializer=electra_kernel_initializer(),

@@ -65,6 +65,7 @@ class ElectraDiscriminator(
     def __init__(self, backbone, preprocessor=None, **kwargs):
         # === Layers ===
         self.backbone = backbone
+        backbone.pooled_dense.trainable = False  # Unused here.
         self.preprocessor = preprocessor
         self.replaced_token_head = ElectraReplacedTokenHead(
             hidden_dim=backbone.hidden_dim,

@@ -73,6 +73,7 @@ class ElectraGenerator(
     def __init__(self, backbone, preprocessor=None, **kwargs):
         # === Layers ===
         self.backbone = backbone
+        backbone.pooled_dense.trainable = False  # Unused here.
         self.preprocessor = preprocessor
         self.masked_lm_head = keras_hub.layers.MaskedLMHead(
             token_embedding=backbone.token_embedding,

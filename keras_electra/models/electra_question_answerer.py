@@ -59,6 +59,7 @@ class ElectraQuestionAnswerer(
     def __init__(self, backbone, **kwargs):
         # === Layers ===
         self.backbone = backbone
+        backbone.pooled_dense.trainable = False  # Unused here.
         self.span_dense = keras.layers.Dense(
             2,
             kernel_initializer=electra_kernel_initializer(),

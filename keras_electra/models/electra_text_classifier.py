@@ -119,6 +119,7 @@ class ElectraTextClassifier(
             check_preprocessor(preprocessor, backbone)
         # === Layers ===
         self.backbone = backbone
+        backbone.pooled_dense.trainable = head == "original"
         self.preprocessor = preprocessor
         self.classifier_dropout = keras.layers.Dropout(
             dropout, dtype=backbone.dtype_policy, name="classifier_dropout"

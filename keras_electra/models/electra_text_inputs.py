@@ -97,13 +97,20 @@ class CheckedInputs:
                     kwargs["validation_data"] = (
                         keras.utils.pack_x_y_sample_weight(*validation)
                     )
-                return keras.Model.fit(self, x, y, *args, **kwargs)
+                return keras.Model.fit(
+                    self, x, y, *args, **checks.fit_arguments(x, kwargs)
+                )
             self._check_arrays(x, y)
             if validation is not None:
                 self._check_arrays(
                     *keras.utils.unpack_x_y_sample_weight(validation)[:2]
                 )
-            return super().fit(x, y, *args, **kwargs)
+            # keras-hub's `Task.fit` makes a dataset of any input, so
+            # Keras' own shuffling never applies (it would only warn).
+            shuffle = kwargs.pop("shuffle", True)
+            if shuffle and x is not None and not checks.is_tf_dataset(x):
+                x, y = shuffled_rows(x, y, kwargs), None
+            return super().fit(x, y, *args, shuffle=False, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         if kwargs.get("_use_cached_eval_dataset"):
@@ -141,6 +148,37 @@ class CheckedInputs:
         return keras.tree.map_structure(
             checks.to_host, keras.utils.unpack_x_y_sample_weight(data)
         )
+
+
+def shuffled_rows(x, y, fit_kwargs):
+    """Arrays (or strings) as a `tf.data.Dataset` of batches in a new order
+    every epoch, as `keras.Model.fit(shuffle=True)` takes them: keras-hub's
+    `Task.fit` batches them in order, and Keras then only warns that
+    `shuffle` is ignored.
+
+    Takes `batch_size`, `sample_weight` and `validation_split` out of
+    `fit_kwargs` and applies them (the last rows become the validation
+    data, as in Keras, put in `fit_kwargs`).
+    """
+    import tensorflow as tf
+
+    rows = tf.data.Dataset.from_tensor_slices(
+        keras.utils.pack_x_y_sample_weight(
+            x, y, fit_kwargs.pop("sample_weight", None)
+        )
+    )
+    batch_size = fit_kwargs.pop("batch_size", None) or 32
+    count = int(rows.cardinality())
+    split = fit_kwargs.pop("validation_split", None)
+    if split and fit_kwargs.get("validation_data") is None:
+        training_rows = int(count * (1 - split))
+        fit_kwargs["validation_data"] = rows.skip(training_rows).batch(
+            batch_size
+        )
+        rows, count = rows.take(training_rows), training_rows
+    return rows.shuffle(count, reshuffle_each_iteration=True).batch(
+        batch_size
+    )
 
 
 def check_texts(texts):

@@ -67,6 +67,7 @@ class ElectraTokenClassifier(
             )
         # === Layers ===
         self.backbone = backbone
+        backbone.pooled_dense.trainable = False  # Unused here.
         self.classifier_dropout = keras.layers.Dropout(
             dropout, dtype=backbone.dtype_policy, name="classifier_dropout"
         )

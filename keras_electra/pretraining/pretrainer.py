@@ -50,6 +50,7 @@ from keras_electra.training.optimizers import pretraining_optimizer
 from keras_electra.utils import preset_loading
 from keras_electra.utils.checks import InputChecker
 from keras_electra.utils.checks import check_sequence_length
+from keras_electra.utils.checks import fit_arguments
 from keras_electra.utils.checks import input_errors
 from keras_electra.utils.keras_compat import preset_utils
 
@@ -88,8 +89,8 @@ class ElectraPretrainer(keras.Model):
     `padding_mask` to `token_ids != pad_token_id`.
 
     The towers' poolers (`pooled_dense`) take no part in pre-training and are
-    frozen by the pretrainer; a discriminator loaded from a saved preset has
-    a trainable pooler again.
+    frozen (as in every task model but the text classifier with
+    `head="original"`, which trains it).
 
     Args:
         backbone: `ElectraBackbone`, the discriminator's encoder (the
@@ -270,9 +271,6 @@ class ElectraPretrainer(keras.Model):
         super().__init__(**kwargs)
 
         # === Layers ===
-        # The poolers take no part in pre-training (in the original they get
-        # no gradient); freezing them keeps weight decay off them.
-        backbone.pooled_dense.trainable = False
         # Parts an objective does without are `None`.
         self.generator = self.discriminator = self.masked_lm = None
         # The generator's variables live under "generator/": both towers
@@ -286,12 +284,10 @@ class ElectraPretrainer(keras.Model):
                         backbone if embedding_sharing == "tied" else None
                     ),
                 )
-            generator_backbone.pooled_dense.trainable = False
             if embedding_sharing == "gdes":
                 # The generator owns the embedding block (and takes
                 # `backbone`'s); the discriminator is rebuilt on it.
                 backbone = disentangle_embeddings(backbone, generator_backbone)
-                backbone.pooled_dense.trainable = False
         if spec.has_rtd_head:
             self.discriminator = ElectraDiscriminator(
                 backbone, name="discriminator", compile=False
@@ -363,6 +359,12 @@ class ElectraPretrainer(keras.Model):
         if self.discriminator is not None:
             return self.discriminator.backbone
         return self.masked_lm.backbone
+
+    def build(self, input_shape=None):
+        # The towers are functional models, built when made, and the
+        # tokenizer works on strings outside the step: nothing is left to
+        # build (Keras' default `build` warns about the tokenizer).
+        pass
 
     # === The pre-training step ===
 
@@ -592,7 +594,8 @@ class ElectraPretrainer(keras.Model):
             x, y = checker.checked(x, y)
             validation_data = checker.checked_validation(validation_data)
             return super().fit(
-                x, y=y, validation_data=validation_data, **kwargs
+                x, y=y, validation_data=validation_data,
+                **fit_arguments(x, kwargs),
             )
 
     def evaluate(self, x=None, y=None, **kwargs):

@@ -22,6 +22,7 @@ benchmarks.
 import argparse
 import dataclasses
 import importlib
+import math
 import os
 import time
 
@@ -302,22 +303,32 @@ def measure_step_costs(model, dataset, callbacks=(), steps_per_epoch=6):
 def steps_in_budget(
     minutes, costs, steps_per_epoch, elapsed_seconds=0.0, minimum=1
 ):
-    """How many steps fit in `minutes`, a whole number of epochs.
+    """How many steps fill `minutes`, in epochs of at most `steps_per_epoch`.
+
+    The epochs are as many as it takes, and shortened alike to end on the
+    budget: whole epochs of `steps_per_epoch` steps alone would leave up to
+    one epoch of it unused (7% of the demo's).
 
     Args:
         minutes: float. The budget.
         costs: `StepCosts` of the run (`measure_step_costs`).
-        steps_per_epoch: int. The run's steps per epoch.
+        steps_per_epoch: int. The most steps an epoch may have (e.g. the
+            checkpoint interval).
         elapsed_seconds: float. Time of the budget already spent (timing
             the steps, for example).
-        minimum: int. At least this many steps (one epoch if larger).
+        minimum: int. At least this many steps, and at least one epoch of
+            `steps_per_epoch`, however short the budget.
+
+    Returns:
+        `(steps, steps_per_epoch)`: the run's steps, a whole number of its
+        epochs of `steps_per_epoch` steps.
 
     Example:
     ```python
     from keras_electra.training.runs import StepCosts, steps_in_budget
 
     costs = StepCosts(startup=10.0, step=0.25, epoch_end=5.0)
-    steps_in_budget(5, costs, steps_per_epoch=100)  # 900
+    steps_in_budget(5, costs, steps_per_epoch=100)  # (960, 96)
     ```
     """
     if minutes <= 0 or costs.step <= 0:
@@ -326,8 +337,14 @@ def steps_in_budget(
             f"and {costs.step}."
         )
     seconds = minutes * 60 - elapsed_seconds - costs.startup
-    epochs = int(seconds / (costs.per_step(steps_per_epoch) * steps_per_epoch))
-    return max(minimum, steps_per_epoch, epochs * steps_per_epoch)
+    full_epoch = costs.per_step(steps_per_epoch) * steps_per_epoch
+    epochs = max(1, math.ceil(seconds / full_epoch))
+    per_epoch = int((seconds / epochs - costs.epoch_end) / costs.step)
+    least = max(minimum, steps_per_epoch)
+    if epochs * per_epoch < least:
+        epochs = math.ceil(least / steps_per_epoch)
+        per_epoch = math.ceil(least / epochs)
+    return epochs * per_epoch, per_epoch
 
 
 def readable_file(path):

@@ -234,6 +234,16 @@ def is_batch_stream(data):
     return isinstance(data, (types.GeneratorType, keras.utils.PyDataset))
 
 
+def fit_arguments(x, kwargs):
+    """`kwargs` of `keras.Model.fit(x, ...)`, with `shuffle` off by default
+    where `x` is a `tf.data.Dataset`, a generator or a `PyDataset`: those
+    shuffle in their own pipeline, and Keras' default `shuffle=True` only
+    warns that it is ignored. An explicit `shuffle` is kept."""
+    if is_tf_dataset(x) or is_batch_stream(x):
+        return {"shuffle": False, **kwargs}
+    return kwargs
+
+
 def checked_batches(data, per_batch):
     """A generator or `keras.utils.PyDataset` like `data` whose batches go
     through `per_batch(x, y, sample_weight)` (which checks them) on the host
