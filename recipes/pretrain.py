@@ -210,7 +210,8 @@ def build_parser():
         type=float,
         default=None,
         help="Time budget instead of --steps: a few steps are timed first "
-        "and the schedule is set for as many steps as fit.",
+        "and the schedule is set for as many steps as fit; if the steps "
+        "then run slower, the run stops on the budget.",
     )
     training.add_argument(
         "--batch-size",
@@ -418,6 +419,9 @@ def run_settings(args, tokenizer, dataset, dist):
     # Keras "epochs" are checkpoint intervals here (at most
     # --checkpoint-every steps); the run is a whole number of them.
     interval = args.checkpoint_every
+    # Seconds the run needs after its last step: the final checkpoint and
+    # the preset (each about an epoch's end).
+    finishing_seconds = 0.0
     if args.minutes is not None:
         print("Timing a few steps, callbacks included, to fit the schedule "
               "to the time budget...")
@@ -427,6 +431,7 @@ def run_settings(args, tokenizer, dataset, dist):
             args.minutes, costs, interval,
             elapsed_seconds=time.time() - timing_start,
         )
+        finishing_seconds = 2 * costs.epoch_end
         print(
             f"{costs.step * 1000:.0f} ms per step, "
             f"{costs.epoch_end:.1f} s per checkpoint and plot, "
@@ -439,6 +444,7 @@ def run_settings(args, tokenizer, dataset, dist):
     settings = {
         "total_steps": math.ceil(steps / interval) * interval,
         "steps_per_epoch": interval,
+        "finishing_seconds": finishing_seconds,
         "arguments": vars(args),
         "backend": keras.config.backend(),
     }
@@ -534,6 +540,13 @@ def pretrain(args, dist):
         flush=True,
     )
     callbacks = training_callbacks(args, args.output, steps_per_epoch, dist)
+    deadline = None
+    if args.minutes is not None and not state["checkpoint"]:
+        # The steps were timed; if the machine slows down, end on time.
+        deadline = runs.StopAtDeadline(
+            start + args.minutes * 60 - settings.get("finishing_seconds", 0)
+        )
+        callbacks.append(deadline)
     pretrainer.fit(
         dataset.skip(state["data_position"]),
         initial_epoch=state["initial_epoch"],
@@ -547,11 +560,17 @@ def pretrain(args, dist):
         pretrainer.save_to_preset(preset_dir)
         minutes = (time.time() - start) / 60
         budget = ""
-        if args.minutes is not None and not state["checkpoint"]:
+        if deadline is not None:
             budget = (
                 f" (budget {args.minutes:g} min, "
                 f"{minutes / args.minutes - 1:+.1%})"
             )
+            if deadline.stopped_at_step is not None:
+                budget += (
+                    f"; the steps ran slower than timed: stopped on the "
+                    f"budget after {deadline.stopped_at_step:,} of "
+                    f"{total_steps:,} steps"
+                )
         print(
             f"Pre-trained in {minutes:.1f} min{budget}. Preset: "
             f"{preset_dir}; curves: "

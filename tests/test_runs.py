@@ -108,6 +108,28 @@ def test_steps_in_budget_leave_room_for_startup_and_epoch_ends():
         runs.steps_in_budget(0, costs, steps_per_epoch=100)
 
 
+def test_a_run_that_slows_down_stops_on_its_deadline():
+    pretrainer = tiny_pretrainer()
+    pretrainer.compile(jit_compile=False)
+    pretrainer.fit(tiny_batches(), steps_per_epoch=1, verbose=0)  # Compiled.
+    # Planned: 5 epochs of 4 steps, at least 4 s; the deadline is in 1 s.
+    # (The first step may be slower: JAX and torch trace a new fit again.)
+    stop = runs.StopAtDeadline(time.time() + 1.0)
+    pretrainer.fit(tiny_batches(), epochs=5, steps_per_epoch=4, verbose=0,
+                   callbacks=[Sleeps(0.2, 0.0), stop])
+    # It stopped past the deadline, before the plan's end, and no step ran
+    # after the one that ended past it.
+    assert time.time() >= stop.deadline
+    assert 1 <= stop.stopped_at_step < 20
+    assert int(pretrainer.optimizer.iterations.numpy()) == 1 + stop.stopped_at_step
+    # A deadline the run never reaches changes nothing.
+    on_time = runs.StopAtDeadline(time.time() + 600)
+    pretrainer.fit(tiny_batches(), epochs=2, steps_per_epoch=2, verbose=0,
+                   callbacks=[on_time])
+    assert on_time.stopped_at_step is None
+    assert int(pretrainer.optimizer.iterations.numpy()) == 5 + stop.stopped_at_step
+
+
 def test_step_clock_times_the_batches_asked_for():
     pretrainer = tiny_pretrainer()
     pretrainer.compile(jit_compile=False)

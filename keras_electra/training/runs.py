@@ -12,7 +12,8 @@ benchmarks.
 - `resume_or_start(model, checkpoint_dir)`: restore the newest complete
   checkpoint, or start from step 0.
 - `StepClock`, `measure_step_costs(model, dataset, callbacks)`,
-  `steps_in_budget(minutes, costs, steps_per_epoch)`: the time budget.
+  `steps_in_budget(minutes, costs, steps_per_epoch)`, `StopAtDeadline`:
+  the time budget.
 - `readable_file(path)`, `foreign_output(path, own_files)`: the recipes'
   checks of their files and output folders, before any work.
 - `backend_version()`: the version of the Keras backend's framework, for
@@ -220,6 +221,55 @@ class StepClock(keras.callbacks.Callback):
             return
         self.losses.append(float(keras.ops.convert_to_numpy(logs["loss"])))
         self.times.append(time.perf_counter())
+
+
+class StopAtDeadline(keras.callbacks.Callback):
+    """Stops `fit` at the first train batch that ends past a deadline.
+
+    `steps_in_budget` plans a run from steps timed before it; on a shared
+    machine the steps may then run slower (the demo's ran up to 30% slower
+    than timed), and the run would overshoot its budget. This stops it on
+    time instead: the learning rate is then cut short of its decay's end,
+    which costs less than the overshoot would. `stopped_at_step` is the
+    number of steps this `fit` ran when it stopped, or `None` if it ended
+    as planned.
+
+    Args:
+        deadline: float. The deadline, a `time.time()` value.
+
+    Example:
+    ```python
+    import time
+
+    import keras
+    import numpy as np
+
+    from keras_electra.training.runs import StopAtDeadline
+
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(loss="mse")
+    stop = StopAtDeadline(time.time())  # Already past: stops at once.
+    model.fit(np.ones((8, 2)), np.ones((8, 1)), batch_size=2, epochs=3,
+              verbose=0, callbacks=[stop])
+    stop.stopped_at_step  # 1
+    ```
+    """
+
+    def __init__(self, deadline):
+        super().__init__()
+        self.deadline = float(deadline)
+        self.stopped_at_step = None
+        self._steps = 0
+
+    def on_train_begin(self, logs=None):
+        self.stopped_at_step = None
+        self._steps = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps += 1
+        if time.time() >= self.deadline:
+            self.model.stop_training = True
+            self.stopped_at_step = self._steps
 
 
 @dataclasses.dataclass(frozen=True)
