@@ -76,9 +76,9 @@ def build_parser():
     parser.add_argument(
         "--minutes",
         type=float,
-        default=20.0,
+        default=17.0,
         help="Pre-training time budget (the schedule is fitted to it, "
-        "callbacks included); the whole demo takes about 8 minutes more.",
+        "callbacks included); the whole demo takes about 10 minutes more.",
     )
     parser.add_argument(
         "--steps",

@@ -46,8 +46,8 @@ JIT_COMPILE = {"auto": "auto", "true": True, "false": False}
 
 # The demo's model: 2 layers x 128 (ELECTRA-Small is 12 x 256), with the
 # generator at 1/4 width as in the paper. Small and short (64 tokens) so that
-# 2 CPU cores run about 14,000 steps in the budget. See README "What the demo
-# shows".
+# 2 CPU cores run about 8,600 steps in the demo's 17 minutes. See
+# benchmarks/RESULTS.md, "The demo in detail".
 DEMO_PRESET = "electra_demo"
 DEMO_PRETRAINING = {
     "vocabulary_size": 8000,
