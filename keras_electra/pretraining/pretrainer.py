@@ -5,7 +5,7 @@ Every training step, inside the compiled step and on the device:
 1. mask: pick `mask_rate` of the real tokens (never special tokens) and hide
    most of them behind `[MASK]`;
 2. generate: the small generator predicts the hidden tokens;
-3. sample: draw replacements from its softmax (Gumbel-max, no gradient);
+3. sample: draw replacements from its softmax (no gradient);
 4. label: a token is "replaced" only where the sample differs from the
    original;
 5. discriminate: the discriminator scores every token of the corrupted text;
@@ -405,7 +405,7 @@ class ElectraPretrainer(keras.Model):
             generator_logits = self._generate(
                 masked_ids, segment_ids, padding_mask, positions, training
             )
-            samples = objectives.gumbel_max_sample(
+            samples = objectives.softmax_sample(
                 generator_logits, self.temperature, seed
             )
             encoder_ids = objectives.scatter_at_positions(
@@ -455,7 +455,7 @@ class ElectraPretrainer(keras.Model):
     ):
         """The generator's logits at the masked positions (float32)."""
         if self.uniform_generator:
-            # All-zero logits: the Gumbel-max sample is uniform over the vocab.
+            # All-zero logits: the sample is uniform over the vocabulary.
             return ops.zeros(
                 ops.shape(positions) + (self.backbone.vocab_size,)
             )
