@@ -116,3 +116,12 @@ def test_a_fully_padded_sequence_stays_finite():
     x = hidden_states()
     outputs = layer(x, padding_mask=np.zeros((2, 6), "int32"))
     assert np.isfinite(keras.ops.convert_to_numpy(outputs)).all()
+
+
+def test_the_layer_is_registered_for_keras_files():
+    layer = TransformerEncoder(num_heads=2, intermediate_dim=16)
+    restored = keras.saving.deserialize_keras_object(
+        keras.saving.serialize_keras_object(layer)
+    )
+    assert type(restored) is TransformerEncoder
+    assert restored.get_config() == layer.get_config()

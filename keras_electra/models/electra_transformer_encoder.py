@@ -17,6 +17,7 @@ import keras_hub
 from keras import ops
 
 
+@keras.saving.register_keras_serializable(package="keras_electra")
 class ElectraSelfAttention(keras.layers.MultiHeadAttention):
     """`keras.layers.MultiHeadAttention` on the fused kernel when it can be.
 
@@ -115,6 +116,7 @@ def _fresh(initializer):
     return initializer.__class__.from_config(initializer.get_config())
 
 
+@keras.saving.register_keras_serializable(package="keras_electra")
 class TransformerEncoder(keras_hub.layers.TransformerEncoder):
     """keras-hub's `TransformerEncoder` with `ElectraSelfAttention`.
 
