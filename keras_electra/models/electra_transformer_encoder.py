@@ -16,6 +16,8 @@ import keras
 import keras_hub
 from keras import ops
 
+from keras_electra.utils.keras_compat import clone_initializer
+
 
 @keras.saving.register_keras_serializable(package="keras_electra")
 class ElectraSelfAttention(keras.layers.MultiHeadAttention):
@@ -110,12 +112,6 @@ def _torch_attention_with_dropout(query, key, value, mask, rate, scale):
     return outputs.transpose(1, 2)
 
 
-def _fresh(initializer):
-    # A copy per sub-layer, so that a seeded initializer does not give two
-    # kernels the same values (as keras-hub does).
-    return initializer.__class__.from_config(initializer.get_config())
-
-
 @keras.saving.register_keras_serializable(package="keras_electra")
 class TransformerEncoder(keras_hub.layers.TransformerEncoder):
     """keras-hub's `TransformerEncoder` with `ElectraSelfAttention`.
@@ -154,8 +150,8 @@ class TransformerEncoder(keras_hub.layers.TransformerEncoder):
             return keras.layers.Dense(
                 units,
                 activation=activation,
-                kernel_initializer=_fresh(self.kernel_initializer),
-                bias_initializer=_fresh(self.bias_initializer),
+                kernel_initializer=clone_initializer(self.kernel_initializer),
+                bias_initializer=clone_initializer(self.bias_initializer),
                 dtype=self.dtype_policy,
                 name=name,
             )
@@ -172,8 +168,8 @@ class TransformerEncoder(keras_hub.layers.TransformerEncoder):
             num_heads=self.num_heads,
             key_dim=key_dim,
             dropout=self.dropout,
-            kernel_initializer=_fresh(self.kernel_initializer),
-            bias_initializer=_fresh(self.bias_initializer),
+            kernel_initializer=clone_initializer(self.kernel_initializer),
+            bias_initializer=clone_initializer(self.bias_initializer),
             dtype=self.dtype_policy,
             name="self_attention_layer",
         )

@@ -20,6 +20,12 @@ from keras_hub.src.utils import preset_utils  # noqa: F401
 # to serialise under its own name.
 from keras_hub.src.utils.keras_utils import gelu_approximate  # noqa: F401
 
+# A copy of an initializer per sub-layer, so that a seeded one does not give
+# two kernels the same values: what keras-hub's `TransformerEncoder.build`
+# uses, for `models/electra_transformer_encoder.py`, which builds that layer
+# with our attention. Waits for a public `keras.initializers` clone.
+from keras_hub.src.utils.keras_utils import clone_initializer  # noqa: F401
+
 
 # Keras' PyTorch backend swaps SGD, Adam, ... for fused subclasses of
 # `TorchParallelOptimizer` that update all variables at once, with one
