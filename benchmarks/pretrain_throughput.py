@@ -67,6 +67,46 @@ minute each (`--jit-compile auto` runs eager PyTorch instead).
 
 Writes JSON to `benchmarks/results/pretrain_throughput_<backends>.json`
 (`..._quick.json` with `--quick`) and prints markdown tables.
+
+GPU mode. `--gpu-table` picks the GPU table's variants and schedule, and
+`--device` (cpu or cuda) where they run; `--device cuda` implies
+`--gpu-table` and stops with a message where PyTorch sees no CUDA GPU:
+
+    python benchmarks/pretrain_throughput.py --gpu-table --device cuda \
+        --preset electra_base
+    bash benchmarks/gpu_throughput.sh --prepare  # here: wheels into .whl/
+    bash benchmarks/gpu_throughput.sh            # there: both presets
+
+The table is the pre-training step only, in `mixed_bfloat16` (CUDA
+bfloat16 autocast on the transformers side), on JAX (`jit_compile=True`:
+XLA) and PyTorch, against two transformers baselines: eager
+(`hf-torch-eager`) and with the generator and discriminator each wrapped
+in `torch.compile` (`hf-torch-compile`; at least 3 warmup steps, so that
+compiling is over before the timed rounds, which the JSON checks:
+`graphs_compiled_while_timed`). The Keras torch backend runs eager by
+default (`--torch-jit-compile auto`): `torch.compile` of the whole Keras
+step recompiles over its first steps and takes minutes (see `--quick`
+above), too fragile for a run that has to fit a few minutes of GPU time.
+Defaults: batch 128 of 128 tokens, 5 warmup steps, 3 rounds of 10 steps,
+`electra_small` (`gpu_throughput.sh` runs `electra_small`, then
+`electra_base`, each under a time limit). The transformers side gets its
+batches on the GPU before timing; Keras copies each batch from NumPy, as
+`fit()` does.
+
+On a GPU the workers run one at a time (start, warm up, timed rounds,
+exit, then the next): JAX and PyTorch each keep what they allocate in their
+own cache, so the variants would not fit side by side, and a dedicated GPU
+has no other jobs for the alternation to even out. JAX gets
+`XLA_PYTHON_CLIENT_PREALLOCATE=false` (it would otherwise take most of the
+GPU at start-up). The matmul peak is PyTorch's, size 8192, measured once
+before the variants; MFU is against this measured bfloat16 peak, as on
+the CPU, not against the GPU's nominal figure, which no matmul reaches.
+Each row also has the peak GPU memory that the variant's allocator
+handed out (`torch.cuda.max_memory_allocated()`, or JAX's
+`peak_bytes_in_use`; none on the CPU) next to the host's peak RSS. A
+variant that fails is listed as such and the others still run.
+`--gpu-table --device cpu` runs the same code on the CPU (the test suite
+does, with a tiny model).
 """
 
 import argparse
@@ -80,6 +120,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -91,7 +132,8 @@ KERAS_POLICY = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 # BERT-uncased special ids, as `ElectraPretrainer` defaults.
 PAD, UNK, CLS, SEP, MASK = 0, 100, 101, 102, 103
 MASK_RATE, MASK_TOKEN_RATE, DISCRIMINATOR_WEIGHT = 0.15, 0.85, 50.0
-# Untimed steps at least, for torch.compile on the Keras torch backend.
+# Untimed steps at least, for torch.compile (the Keras torch backend's and
+# the hf-torch-compile variant's).
 TORCH_COMPILE_WARMUP = 3
 QUICK = {
     "preset": "electra_tiny",
@@ -112,6 +154,16 @@ FULL = {
     "finetune_precisions": "fp32,bf16",
     "matmul_size": 4096,
     "setup_parallel": 2,
+}
+# --gpu-table, where it differs from FULL: sized to time electra_small and
+# electra_base, compiling included, in under 8 minutes on one H100
+# (benchmarks/gpu_throughput.sh).
+GPU = {
+    "batch_size": 128,
+    "warmup_steps": 5,
+    "chunk_steps": 10,
+    "rounds": 3,
+    "matmul_size": 8192,
 }
 
 
@@ -137,7 +189,7 @@ def parse_args(argv=None):
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Defaults in brackets are for a full run; --quick changes "
-        f"them to {QUICK}.",
+        f"them to {QUICK}; --gpu-table to {GPU}.",
     )
     add = parser.add_argument
     add(
@@ -145,9 +197,13 @@ def parse_args(argv=None):
         default=None,
         help="Comma-separated Keras backends to benchmark, each in its own "
         "subprocesses [the KERAS_BACKEND environment variable, else "
-        "Keras' configured backend].",
+        "Keras' configured backend; jax,torch with --gpu-table].",
     )
-    add("--precisions", default="fp32,bf16", help="[fp32,bf16]")
+    add(
+        "--precisions",
+        default=None,
+        help="[fp32,bf16; bf16 with --gpu-table]",
+    )
     add("--preset", default=None, help="[electra_small]")
     add("--vocab-size", type=int, default=30522, help="[30522]")
     add("--sequence-length", type=int, default=128, help="[128]")
@@ -172,6 +228,41 @@ def parse_args(argv=None):
         default="true",
         help="compile(jit_compile=...) on the Keras side [true]: XLA on "
         "TensorFlow, jax.jit, torch.compile.",
+    )
+    add(
+        "--torch-jit-compile",
+        choices=("true", "false", "auto"),
+        default=None,
+        help="jit_compile of the Keras torch backend alone [--jit-compile; "
+        "auto (eager) with --gpu-table].",
+    )
+    add(
+        "--device",
+        choices=("cpu", "cuda"),
+        default="cpu",
+        help="Where every variant runs [cpu]; cuda implies --gpu-table.",
+    )
+    add(
+        "--gpu-table",
+        action="store_true",
+        help="The GPU table: pre-training only, one worker at a time, "
+        "transformers eager and torch.compile baselines, peak GPU memory "
+        "(see the module docstring). Runs on --device.",
+    )
+    add(
+        "--time-limit",
+        type=float,
+        default=None,
+        help="With --gpu-table: seconds for all the variants; the one "
+        "running then is stopped, the rest are not run, and the table has "
+        "the others [none].",
+    )
+    add(
+        "--hf-compile-backend",
+        default="inductor",
+        help="torch.compile backend of the hf-torch-compile variant "
+        "[inductor]; the test suite's aot_eager generates no code, to "
+        "finish sooner on a CPU.",
     )
     add("--no-hf", action="store_true", help="Skip the transformers side.")
     add(
@@ -209,11 +300,20 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.worker:
         return args
-    for name, value in (QUICK if args.quick else FULL).items():
+    args.gpu_table = args.gpu_table or args.device == "cuda"
+    sizes = QUICK if args.quick else {**FULL, **GPU} if args.gpu_table else FULL
+    for name, value in sizes.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
+    if args.gpu_table:
+        # No classifier in the GPU table; no TensorFlow on the GPU machine.
+        args.skip_finetune = True
+        args.backends = args.backends or "jax,torch"
+        args.precisions = args.precisions or "bf16"
+        args.torch_jit_compile = args.torch_jit_compile or "auto"
     args.backends = (args.backends or default_backend()).split(",")
-    args.precisions = args.precisions.split(",")
+    args.precisions = (args.precisions or "fp32,bf16").split(",")
+    args.torch_jit_compile = args.torch_jit_compile or args.jit_compile
     args.finetune_precisions = args.finetune_precisions.split(",")
     for backend in args.backends:
         if backend not in BACKENDS:
@@ -228,10 +328,13 @@ def parse_args(argv=None):
         parser.error("--warmup-steps must be at least 1 (compilation).")
     if args.output is None:
         suffix = "_quick" if args.quick else ""
+        if args.gpu_table:
+            table = "gpu" if args.device == "cuda" else "gpu-table-cpu"
+            name = f"{table}_{args.preset}"
+        else:
+            name = "-".join(args.backends)
         args.output = os.path.join(
-            HERE,
-            "results",
-            f"pretrain_throughput_{'-'.join(args.backends)}{suffix}.json",
+            HERE, "results", f"pretrain_throughput_{name}{suffix}.json"
         )
     return args
 
@@ -302,6 +405,7 @@ class Worker:
             text=True,
         )
         os.close(write_fd)
+        self.started_at = time.time()
         self.results = os.fdopen(read_fd, "r")
         self.ready = None
         self.chunks = {}
@@ -329,6 +433,7 @@ class Worker:
     def finish(self):
         self.done = self.receive()
         self.process.wait()
+        self.finished_at = time.time()
         self.log.close()
 
 
@@ -383,7 +488,9 @@ def step_seconds(worker, phase):
 
 def measure_peaks(args, env, log_dir, when):
     specs = [{"name": "matmul-peak/torch", "kind": "peak", "library": "torch"}]
-    if "jax" in args.backends:
+    # On a GPU, PyTorch's cuBLAS matmul alone: it is what both the Keras
+    # torch backend and transformers run on.
+    if "jax" in args.backends and not args.gpu_table:
         specs.append(
             {"name": "matmul-peak/jax", "kind": "peak", "library": "jax"}
         )
@@ -393,6 +500,7 @@ def measure_peaks(args, env, log_dir, when):
             size=args.matmul_size,
             threads=args.threads,
             seconds=0.5 if args.quick else 2.0,
+            device=args.device,
             phases=[],
         )
         worker = Worker(spec, env, log_dir)
@@ -423,10 +531,29 @@ def cpu_description():
     }
 
 
+def require_cuda():
+    """Stop unless PyTorch sees a CUDA GPU (asked in a subprocess: this
+    process stays free of PyTorch)."""
+    check = subprocess.run(
+        [sys.executable, "-c",
+         "import torch; print(torch.cuda.is_available())"],
+        capture_output=True,
+        text=True,
+    )
+    if check.stdout.strip() != "True":
+        raise SystemExit(
+            "--device cuda: PyTorch sees no CUDA GPU (torch.cuda.is_available()"
+            f" is {check.stdout.strip() or check.stderr.strip()[-300:]}). "
+            "--gpu-table --device cpu runs the GPU table on the CPU."
+        )
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         return run_worker(json.loads(args.worker))
+    if args.device == "cuda":
+        require_cuda()
     discriminator, generator = preset_configs(args.preset, args.vocab_size)
     if args.sequence_length > discriminator["max_sequence_length"]:
         raise SystemExit(
@@ -441,6 +568,10 @@ def main(argv=None):
             [ROOT] + [p for p in [env.get("PYTHONPATH")] if p]
         ),
     )
+    if args.gpu_table:
+        # JAX would otherwise take 75% of the GPU at start-up, and its peak
+        # memory would say nothing.
+        env.update(XLA_PYTHON_CLIENT_PREALLOCATE="false")
     common = {
         "discriminator": discriminator,
         "generator": generator,
@@ -453,6 +584,7 @@ def main(argv=None):
         "threads": args.threads,
         "jit_compile": args.jit_compile,
         "seed": args.seed,
+        "device": args.device,
     }
     pretrain_specs = [] if args.skip_pretrain else variant_specs(
         args, args.precisions, "", common, phases=["train"]
@@ -484,55 +616,21 @@ def main(argv=None):
             "python": platform.python_version(),
         },
     }
+    failures = []
     with tempfile.TemporaryDirectory(prefix="electra-bench-") as log_dir:
         print("Matmul peak ...", file=sys.stderr, flush=True)
         peaks = measure_peaks(args, env, log_dir, "before")
-        sections = []
-        for title, specs, phases in (
-            ("pretrain", pretrain_specs, ["train"]),
-            ("finetune", finetune_specs, ["train", "predict"]),
-        ):
-            backends = list(dict.fromkeys(s["backend"] for s in specs if "backend" in s))
-            if args.quick or len(backends) < 2:
-                sections += [(title, specs, phases)] if specs else []
-                continue
-            # A full run times one backend at a time, each against its own
-            # transformers baseline: every variant of all three at once
-            # (3-5 GB each for electra_small) needs more than 24 GB.
-            baseline = [s for s in specs if "backend" not in s]
-            for backend in backends:
-                own = [s for s in specs if s.get("backend") == backend]
-                sections.append((title, own + baseline, phases))
-        # A full run sets up (and holds in memory) one section at a time;
-        # --quick sets up everything at once, to finish sooner.
-        groups = [sections] if args.quick else [[s] for s in sections]
-        sections = []
-        for group in groups:
-            print(
-                f"Setting up {' and '.join(t for t, _, _ in group)} "
-                "variants ...",
-                file=sys.stderr,
+        if args.gpu_table:
+            workers, failures = run_one_at_a_time(
+                pretrain_specs, env, log_dir, args.rounds, args.time_limit
             )
-            workers = start_workers(
-                [spec for _, specs, _ in group for spec in specs],
-                env,
-                log_dir,
-                args.setup_parallel,
+            sections = [("pretrain", workers)]
+        else:
+            sections = run_sections(
+                args, env, log_dir, pretrain_specs, finetune_specs
             )
-            by_name = {w.name: w for w in workers}
-            try:
-                for title, specs, phases in group:
-                    members = [by_name[spec["name"]] for spec in specs]
-                    run_rounds(members, phases, args.rounds)
-                    sections.append((title, members))
-                for worker in workers:
-                    worker.finish()
-            finally:
-                for worker in workers:
-                    if worker.process.poll() is None:
-                        worker.process.kill()
-        if not args.quick:
-            peaks += measure_peaks(args, env, log_dir, "after")
+            if not args.quick:
+                peaks += measure_peaks(args, env, log_dir, "after")
 
     result["matmul_peaks"] = peaks
     peak = {
@@ -545,12 +643,139 @@ def main(argv=None):
     for title, workers in sections:
         rows = summarise(title, workers, args, discriminator, generator, peak)
         result["variants"] += rows
-        tables.append(markdown_table(title, rows, args))
+        tables.append(
+            gpu_markdown_table(rows, args, failures)
+            if args.gpu_table
+            else markdown_table(title, rows, args)
+        )
+    if args.gpu_table:
+        result["machine"]["gpu"] = peaks[0].get("gpu")
+        result["failed_variants"] = failures
     result["wall_seconds"] = round(time.time() - started, 1)
     result["machine"]["load_average_at_end"] = os.getloadavg()
     result["tables"] = tables
     write_json(args.output, result)
-    cpu = result["machine"]["cpu"]
+    if args.device == "cuda":
+        gpu = result["machine"]["gpu"]
+        print(
+            f"GPU: {gpu['name']}, {gpu['memory_mb']:,.0f} MB; torch "
+            f"{peaks[0]['version']}, CUDA {gpu['cuda']}."
+        )
+    else:
+        print_cpu_load(args, result["machine"])
+    print(peak_line(peaks))
+    for table in tables:
+        print("\n" + table)
+    print(
+        f"\n{args.preset}, vocabulary {args.vocab_size}, sequence length "
+        f"{args.sequence_length}, batch {args.batch_size}, {args.threads} "
+        f"threads; median of {args.rounds} round(s) of {args.chunk_steps} "
+        f"step(s) after {args.warmup_steps} warmup step(s). "
+        f"{result['wall_seconds']:.0f} s in all. Wrote {args.output}"
+    )
+    return 1 if failures else 0
+
+
+def run_one_at_a_time(specs, env, log_dir, rounds, time_limit):
+    """The GPU table's schedule: each worker alone from start to exit.
+
+    Returns the workers that finished and, for each one that did not,
+    {"variant": name, "error": why}: one variant's failure (out of
+    memory, a compiler error, the end of `time_limit` seconds) leaves the
+    others' rows.
+    """
+    deadline = time.time() + time_limit if time_limit else None
+    workers, failures = [], []
+    for spec in specs:
+        if deadline is not None and time.time() >= deadline:
+            failures.append(
+                {"variant": spec["name"], "error": "not run: time limit"}
+            )
+            continue
+        print(f"  starting {spec['name']}", file=sys.stderr, flush=True)
+        worker = Worker(spec, env, log_dir)
+        stopped = threading.Event()
+        if deadline is not None:
+            # A hang (a compiler, a deadlock) must not take the whole budget.
+            def stop(worker=worker, stopped=stopped):
+                stopped.set()
+                worker.process.kill()
+
+            timer = threading.Timer(deadline - time.time(), stop)
+            timer.start()
+        try:
+            wait_ready(worker)
+            run_rounds([worker], ["train"], rounds)
+            worker.finish()
+            workers.append(worker)
+        except RuntimeError as error:
+            print(f"  {worker.name} FAILED", file=sys.stderr, flush=True)
+            reason = "stopped at the time limit; " if stopped.is_set() else ""
+            failures.append(
+                {"variant": worker.name, "error": reason + str(error)}
+            )
+        finally:
+            if deadline is not None:
+                timer.cancel()
+            if worker.process.poll() is None:
+                worker.process.kill()
+                worker.process.wait()
+    return workers, failures
+
+
+def run_sections(args, env, log_dir, pretrain_specs, finetune_specs):
+    """The CPU tables' schedule: the variants of a section held at once,
+    their timed chunks alternating. Returns [(title, workers)]."""
+    sections = []
+    for title, specs, phases in (
+        ("pretrain", pretrain_specs, ["train"]),
+        ("finetune", finetune_specs, ["train", "predict"]),
+    ):
+        backends = list(dict.fromkeys(s["backend"] for s in specs if "backend" in s))
+        if args.quick or len(backends) < 2:
+            sections += [(title, specs, phases)] if specs else []
+            continue
+        # A full run times one backend at a time, each against its own
+        # transformers baseline: every variant of all three at once
+        # (3-5 GB each for electra_small) needs more than 24 GB.
+        baseline = [s for s in specs if "backend" not in s]
+        for backend in backends:
+            own = [s for s in specs if s.get("backend") == backend]
+            sections.append((title, own + baseline, phases))
+    # A full run sets up (and holds in memory) one section at a time;
+    # --quick sets up everything at once, to finish sooner.
+    groups = [sections] if args.quick else [[s] for s in sections]
+    sections = []
+    for group in groups:
+        print(
+            f"Setting up {' and '.join(t for t, _, _ in group)} "
+            "variants ...",
+            file=sys.stderr,
+        )
+        workers = start_workers(
+            [spec for _, specs, _ in group for spec in specs],
+            env,
+            log_dir,
+            args.setup_parallel,
+        )
+        by_name = {w.name: w for w in workers}
+        try:
+            for title, specs, phases in group:
+                members = [by_name[spec["name"]] for spec in specs]
+                run_rounds(members, phases, args.rounds)
+                sections.append((title, members))
+            for worker in workers:
+                worker.finish()
+        finally:
+            for worker in workers:
+                if worker.process.poll() is None:
+                    worker.process.kill()
+    return sections
+
+
+def print_cpu_load(args, machine):
+    """The CPU line, and a warning where other jobs were running."""
+    cpu = machine["cpu"]
     print(
         f"CPU: {cpu['model']}, {args.threads} threads; avx512_bf16 "
         f"{'yes' if cpu['avx512_bf16'] else 'no'}, AMX "
@@ -559,7 +784,7 @@ def main(argv=None):
     )
     busy = max(
         cpu["load_average_at_start"][0],
-        result["machine"]["load_average_at_end"][0],
+        machine["load_average_at_end"][0],
     )
     if busy > 0.5:
         print(
@@ -573,41 +798,45 @@ def main(argv=None):
                 else ""
             )
         )
-    print(peak_line(peaks))
-    for table in tables:
-        print("\n" + table)
-    print(
-        f"\n{args.preset}, vocabulary {args.vocab_size}, sequence length "
-        f"{args.sequence_length}, batch {args.batch_size}, {args.threads} "
-        f"threads; median of {args.rounds} round(s) of {args.chunk_steps} "
-        f"step(s) after {args.warmup_steps} warmup step(s). "
-        f"{result['wall_seconds']:.0f} s in all. Wrote {args.output}"
-    )
-    return 0
 
 
 def variant_specs(args, precisions, suffix, common, phases):
-    """One worker spec per backend (and transformers) and precision."""
+    """One worker spec per backend and precision, and per transformers
+    baseline: eager, and in the GPU table also `torch.compile`."""
     task = "classifier" if suffix else "pretrain"
+    baselines = [] if args.no_hf else ["eager"]
+    if args.gpu_table and not args.no_hf:
+        baselines.append("compile")
     specs = []
     for precision in precisions:
         for backend in args.backends:
             specs.append(
                 {
+                    **common,
                     "name": f"keras-{backend}{suffix}/{precision}",
                     "kind": f"keras_{task}",
                     "backend": backend,
+                    "jit_compile": (
+                        args.torch_jit_compile
+                        if backend == "torch"
+                        else args.jit_compile
+                    ),
                 }
             )
-        if not args.no_hf:
+        for mode in baselines:
             specs.append(
                 {
-                    "name": f"hf-torch-eager{suffix}/{precision}",
+                    **common,
+                    "name": f"hf-torch-{mode}{suffix}/{precision}",
                     "kind": f"hf_{task}",
+                    "hf_mode": mode,
+                    "compile_backend": (
+                        args.hf_compile_backend if mode == "compile" else None
+                    ),
                 }
             )
-        for spec in specs[-len(args.backends) - (not args.no_hf) :]:
-            spec.update(common, precision=precision, phases=phases)
+        for spec in specs[-len(args.backends) - len(baselines) :]:
+            spec.update(precision=precision, phases=phases)
     return specs
 
 
@@ -628,6 +857,17 @@ def summarise(title, workers, args, discriminator, generator, peak):
             "details": worker.done.get("details", {}),
             "chunks": worker.chunks,
         }
+        if args.gpu_table:
+            row.update(
+                peak_gpu_mb=worker.done["peak_gpu_mb"],
+                compiled=compiled_label(spec, row["details"]),
+                # The worker's process, start to exit (seconds since the
+                # epoch): one worker at a time, these never overlap.
+                process_span=[
+                    round(worker.started_at, 2),
+                    round(worker.finished_at, 2),
+                ],
+            )
         for phase in spec["phases"]:
             seconds = step_seconds(worker, phase)
             if title == "pretrain":
@@ -650,20 +890,36 @@ def summarise(title, workers, args, discriminator, generator, peak):
                 ),
             }
         rows.append(row)
-    # Ratios against the transformers rows of the same section.
+    # Ratios against the transformers rows of the same section: vs_hf_bf16,
+    # or in the GPU table vs_hf_eager_bf16 and vs_hf_compile_bf16.
     for phase in ("train", "predict"):
         reference = {
-            r["precision"]: r[phase]["tokens_per_second"]
-            for r in rows
+            "hf_"
+            + (f"{w.spec['hf_mode']}_" if args.gpu_table else "")
+            + r["precision"]: r[phase]["tokens_per_second"]
+            for w, r in zip(workers, rows)
             if r["kind"].startswith("hf") and phase in r
         }
         for row in rows:
             if phase in row:
-                for precision, tokens_per_second in reference.items():
-                    row[phase][f"vs_hf_{precision}"] = round(
+                for baseline, tokens_per_second in reference.items():
+                    row[phase][f"vs_{baseline}"] = round(
                         row[phase]["tokens_per_second"] / tokens_per_second, 2
                     )
     return rows
+
+
+def compiled_label(spec, details):
+    """How a variant's step was compiled, for the GPU table."""
+    if spec["kind"].startswith("hf"):
+        backend = spec["compile_backend"]
+        if backend is None:
+            return "no"
+        return "torch.compile" + ("" if backend == "inductor" else
+                                  f" ({backend})")
+    if not details["effective_jit_compile"]:
+        return "no"
+    return "torch.compile" if spec["backend"] == "torch" else "XLA"
 
 
 def markdown_table(title, rows, args):
@@ -705,6 +961,46 @@ def markdown_table(title, rows, args):
             f"{row['rss_after_import_mb']:,.0f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def gpu_markdown_table(rows, args, failures):
+    """The GPU table: one ratio column per transformers baseline, the peak
+    GPU memory, the setup time (compiling included) and the failures."""
+    baselines = [
+        (f"vs_hf_{mode}_{precision}", f"× HF {mode} {precision}")
+        for precision in args.precisions
+        for mode in ("eager", "compile")
+    ]
+    header = ["variant", "compiled", "step ms", "tokens/s"]
+    header += [label for _, label in baselines]
+    header += ["MFU", "peak GPU MB", "peak RSS MB", "setup s"]
+    lines = [
+        f"**pretrain on {args.device}**: whole pre-training step "
+        "(generator + discriminator), one variant at a time",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|---|---" + "|---:" * (len(header) - 2) + "|",
+    ]
+    for row in rows:
+        stats = row["train"]
+        gpu_mb = row["peak_gpu_mb"]
+        cells = [
+            row["variant"],
+            row["compiled"],
+            f"{stats['step_ms']:.1f}",
+            f"{stats['tokens_per_second']:,.0f}",
+            *(_ratio(stats.get(key)) for key, _ in baselines),
+            f"{100 * stats['mfu']:.1f}%",
+            "–" if gpu_mb is None else f"{gpu_mb:,.0f}",
+            f"{row['peak_rss_mb']:,.0f}",
+            f"{row['setup_seconds']:.0f}",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    for failure in failures:
+        why = failure["error"].splitlines()[0][:100]
+        cells = [failure["variant"], f"FAILED: {why}"]
+        lines.append("| " + " | ".join(cells + [""] * (len(header) - 2)) + " |")
     return "\n".join(lines)
 
 
@@ -790,9 +1086,46 @@ def run_worker(spec):
     }[kind]
     details = runner(spec, conductor)
     conductor.send(
-        phase="done", peak_rss_mb=round(peak_rss_mb(), 1), details=details
+        phase="done",
+        peak_rss_mb=round(peak_rss_mb(), 1),
+        peak_gpu_mb=peak_gpu_mb(spec),
+        details=details,
     )
     return 0
+
+
+def peak_gpu_mb(spec):
+    """The most GPU memory the worker's allocator handed out (not what its
+    cache reserved), in MiB; None off the GPU."""
+    if spec["device"] != "cuda":
+        return None
+    if spec.get("backend") == "jax":
+        import jax
+
+        # None where the runtime keeps no statistics.
+        stats = jax.devices()[0].memory_stats() or {}
+        peak = stats.get("peak_bytes_in_use")
+    else:
+        import torch
+
+        peak = torch.cuda.max_memory_allocated()
+    return None if peak is None else round(peak / 2**20, 1)
+
+
+def keras_device(backend):
+    """Where Keras puts the worker's tensors: "cpu" or "cuda"."""
+    import keras
+
+    if backend == "jax":
+        import jax
+
+        platform = jax.devices()[0].platform
+        return "cuda" if platform == "gpu" else platform
+    if backend == "torch":
+        return keras.ops.zeros(()).device.type
+    import tensorflow as tf
+
+    return "cuda" if tf.config.list_logical_devices("GPU") else "cpu"
 
 
 def total_steps(spec):
@@ -833,6 +1166,13 @@ def keras_worker(spec, conductor):
         backend_module: __import__(backend_module).__version__,
     }
     rss_after_import = rss_mb()
+    device = keras_device(spec["backend"])
+    if device != spec["device"]:
+        # JAX, for one, carries on on the CPU when its CUDA plugin fails.
+        raise RuntimeError(
+            f"Keras on {spec['backend']} runs on {device}, not on "
+            f"{spec['device']}."
+        )
     keras.utils.set_random_seed(spec["seed"])
     keras.config.set_dtype_policy(KERAS_POLICY[spec["precision"]])
     jit_compile = {"true": True, "false": False, "auto": "auto"}[
@@ -879,6 +1219,7 @@ def keras_worker(spec, conductor):
         verbose=0,
     )
     details = {
+        "device": device,
         "effective_jit_compile": model.jit_compile,
         "warmup_steps": spec["warmup_steps"],
         "parameters": model.count_params(),
@@ -989,11 +1330,14 @@ def hf_adamw(torch, modules, learning_rate):
 
 
 def hf_timed_loop(spec, conductor, phase, step, versions, rss_after_import,
-                  warmup):
-    """Untimed warmup (only for the first phase), then timed chunks."""
+                  warmup, on_ready=None):
+    """Untimed warmup (only for the first phase), then timed chunks;
+    `on_ready()` runs between the two."""
     if warmup:
         for _ in range(spec["warmup_steps"]):
             step()
+        if on_ready:
+            on_ready()
         ready(conductor, versions, rss_after_import)
     else:
         step()
@@ -1013,6 +1357,7 @@ def hf_timed_loop(spec, conductor, phase, step, versions, rss_after_import,
 def hf_pretrain_worker(spec, conductor):
     torch, transformers, versions = hf_setup(spec)
     rss_after_import = rss_mb()
+    device = spec["device"]
     generator = transformers.ElectraForMaskedLM(
         hf_config(transformers, spec["generator"])
     )
@@ -1025,15 +1370,24 @@ def hf_pretrain_worker(spec, conductor):
     generator.generator_lm_head.weight = (
         discriminator.electra.embeddings.word_embeddings.weight
     )
-    generator.train()
-    discriminator.train()
+    generator.to(device).train()
+    discriminator.to(device).train()
     optimizer, parameters = hf_adamw(torch, [discriminator, generator], 5e-4)
+    run_generator, run_discriminator = generator, discriminator
+    compile_backend = spec.get("compile_backend")
+    if compile_backend:
+        run_generator = torch.compile(generator, backend=compile_backend)
+        run_discriminator = torch.compile(
+            discriminator, backend=compile_backend
+        )
+        # The first steps compile (and may recompile): untimed.
+        spec["warmup_steps"] = max(spec["warmup_steps"], TORCH_COMPILE_WARMUP)
     data = random_batches(spec, total_steps(spec))
     batches = [
         {
             key: torch.from_numpy(
                 data[key][i : i + spec["batch_size"]]
-            ).long()
+            ).long().to(device)
             for key in ("token_ids", "segment_ids", "padding_mask")
         }
         for i in range(0, len(data["token_ids"]), spec["batch_size"])
@@ -1048,8 +1402,8 @@ def hf_pretrain_worker(spec, conductor):
         attention_mask = batch["padding_mask"]
         token_type_ids = batch["segment_ids"]
         masked = original_masking(torch, input_ids, attention_mask, max_masked)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            generator_output = generator(
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            generator_output = run_generator(
                 input_ids=masked["masked_ids"],
                 attention_mask=attention_mask,
                 token_type_ids=token_type_ids,
@@ -1069,7 +1423,7 @@ def hf_pretrain_worker(spec, conductor):
                 # and 2x counting, at electra_small's logits on 2 cores).
                 cumulative = torch.cumsum(torch.softmax(logits, -1), -1)
                 uniform = torch.rand(
-                    logits.shape[:-1] + (1,)
+                    logits.shape[:-1] + (1,), device=device
                 ) * cumulative[..., -1:]
                 sampled = torch.searchsorted(
                     cumulative, uniform, right=True
@@ -1081,7 +1435,7 @@ def hf_pretrain_worker(spec, conductor):
                 )
                 corrupted = input_ids.scatter(1, positions, sampled)
                 replaced = (corrupted != input_ids).long()
-            discriminator_output = discriminator(
+            discriminator_output = run_discriminator(
                 input_ids=corrupted,
                 attention_mask=attention_mask,
                 token_type_ids=token_type_ids,
@@ -1097,27 +1451,47 @@ def hf_pretrain_worker(spec, conductor):
         optimizer.step()
         return loss.item()
 
-    hf_timed_loop(spec, conductor, "train", step, versions, rss_after_import,
-                  warmup=True)
-    return {
+    details = {
         "attn_implementation": discriminator.config._attn_implementation,
         "parameters": sum(p.numel() for p in parameters),
     }
+    on_ready = None
+    if compile_backend:
+        graphs = torch._dynamo.utils.counters["stats"]
+
+        def on_ready():
+            details["graphs_compiled_in_warmup"] = graphs["unique_graphs"]
+
+    hf_timed_loop(spec, conductor, "train", step, versions, rss_after_import,
+                  warmup=True, on_ready=on_ready)
+    if compile_backend:
+        details.update(
+            compile_backend=compile_backend,
+            warmup_steps=spec["warmup_steps"],
+            # Not 0: compiling went on in the timed rounds.
+            graphs_compiled_while_timed=graphs["unique_graphs"]
+            - details["graphs_compiled_in_warmup"],
+        )
+    return details
 
 
 def original_masking(torch, input_ids, attention_mask, max_masked):
     """15% of the real, non-special tokens; 85% of them shown as [MASK]."""
+    device = input_ids.device
     is_real = attention_mask.bool()
     candidate = is_real.clone()
     for special in (PAD, CLS, SEP, MASK):
         candidate &= input_ids != special
     count = torch.round(is_real.sum(1).float() * MASK_RATE).long()
     count = torch.minimum(count.clamp(1, max_masked), candidate.sum(1))
-    scores = torch.rand(input_ids.shape).masked_fill(~candidate, -1.0)
+    scores = torch.rand(input_ids.shape, device=device)
+    scores = scores.masked_fill(~candidate, -1.0)
     positions = torch.topk(scores, max_masked, dim=1).indices
-    weights = torch.arange(max_masked)[None, :] < count[:, None]
+    weights = torch.arange(max_masked, device=device)[None, :] < count[:, None]
     is_masked = torch.zeros_like(is_real).scatter(1, positions, weights)
-    show_mask = is_masked & (torch.rand(input_ids.shape) < MASK_TOKEN_RATE)
+    show_mask = is_masked & (
+        torch.rand(input_ids.shape, device=device) < MASK_TOKEN_RATE
+    )
     labels = torch.where(is_masked, input_ids, torch.full_like(input_ids, -100))
     return {
         "masked_ids": input_ids.masked_fill(show_mask, MASK),
@@ -1190,16 +1564,32 @@ def matmul_peak_worker(spec, conductor):
 
         torch.set_num_threads(threads)
         result["version"] = torch.__version__
+        device = spec["device"]
+        if device == "cuda":
+            properties = torch.cuda.get_device_properties(0)
+            result["gpu"] = {
+                "name": properties.name,
+                "memory_mb": round(properties.total_memory / 2**20),
+                "cuda": torch.version.cuda,
+            }
+
+            def sync(product):
+                torch.cuda.synchronize()
+        else:
+
+            def sync(product):
+                return product
+
         for precision, dtype in (("fp32", torch.float32),
                                  ("bf16", torch.bfloat16)):
-            a = torch.randn(size, size).to(dtype)
-            b = torch.randn(size, size).to(dtype)
+            a = torch.randn(size, size, device=device).to(dtype)
+            b = torch.randn(size, size, device=device).to(dtype)
 
             def run(a=a, b=b):
                 return torch.matmul(a, b)
 
             result[f"{precision}_flops"] = _best_flops(
-                run, size, lambda r: r, spec["seconds"]
+                run, size, sync, spec["seconds"]
             )
     else:
         import jax

@@ -197,6 +197,24 @@ def test_softmax_sample_never_draws_a_token_of_probability_zero():
     assert set(np.unique(samples)) == {1, 3}
 
 
+def test_the_sampler_counts_running_sums_as_numpy_searchsorted():
+    # Each backend's own kernel (searchsorted) against NumPy's, ties and
+    # draws equal to an entry included: the count of entries at most the
+    # draw.
+    rng = np.random.default_rng(6)
+    rows = np.cumsum(rng.integers(0, 3, size=(4, 5, 30)), -1).astype("float32")
+    values = rng.integers(-1, 62, size=(4, 5, 1)).astype("float32")
+    expected = np.array(
+        [
+            [np.searchsorted(r, v[0], side="right") for r, v in zip(rr, vv)]
+            for rr, vv in zip(rows, values)
+        ]
+    )
+    counts = numpy(objectives._count_at_most(rows, values))
+    assert counts.dtype == np.int32
+    np.testing.assert_array_equal(counts, expected)
+
+
 def test_replaced_labels():
     np.testing.assert_array_equal(
         numpy(objectives.replaced_labels([[5, 9, 7, 1]], [[5, 6, 7, 2]])),

@@ -10,8 +10,14 @@ import numpy as np
 import pytest
 
 from keras_electra.models import electra_transformer_encoder
+from keras_electra.models.electra_transformer_encoder import ElectraDense
+from keras_electra.models.electra_transformer_encoder import ElectraDropout
 from keras_electra.models.electra_transformer_encoder import ElectraSelfAttention
 from keras_electra.models.electra_transformer_encoder import TransformerEncoder
+
+
+def numpy(x):
+    return np.asarray(keras.ops.convert_to_numpy(x)).astype("float32")
 
 
 def hidden_states(batch=2, length=6, width=8, seed=0):
@@ -90,25 +96,131 @@ def test_training_drops_attention_without_bias():
 
 @pytest.mark.skipif(
     keras.config.backend() != "torch",
-    reason="Only PyTorch's fused kernel applies dropout itself; elsewhere "
-    "training takes Keras' path.",
+    reason="PyTorch's own CPU path: the attention written out with "
+    "torch_cpu_dropout (the test above covers every backend's dropout).",
 )
-def test_training_on_torch_drops_inside_the_fused_kernel(monkeypatch):
-    import torch
-
+def test_training_on_torch_cpu_drops_weights_with_torch_cpu_dropout(
+    monkeypatch,
+):
     calls = []
-    kernel = torch.nn.functional.scaled_dot_product_attention
+    dropout = electra_transformer_encoder.torch_cpu_dropout
 
-    def counted(*args, **kwargs):
-        calls.append(kwargs["dropout_p"])
-        return kernel(*args, **kwargs)
+    def counted(inputs, rate):
+        calls.append((tuple(inputs.shape), rate))
+        return dropout(inputs, rate)
 
-    monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention",
+    monkeypatch.setattr(electra_transformer_encoder, "torch_cpu_dropout",
                         counted)
     attention = ElectraSelfAttention(num_heads=2, key_dim=4, dropout=0.1)
     x = hidden_states()
     attention(x, x, training=True)
-    assert calls == [0.1]
+    # (batch, heads, queries, keys): the attention weights.
+    assert calls == [((2, 2, 6, 6), 0.1)]
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_one_product_projections_equal_multi_head_attention(
+    policy, monkeypatch
+):
+    products = []
+    dense_with_bias = electra_transformer_encoder.dense_with_bias
+
+    def counted(*args):
+        products.append(1)
+        return dense_with_bias(*args)
+
+    monkeypatch.setattr(electra_transformer_encoder, "dense_with_bias",
+                        counted)
+    mask = np.repeat(padding_mask()[:, None, :], 6, axis=1)
+    ours = ElectraSelfAttention(num_heads=2, key_dim=4, dtype=policy)
+    # One tensor as query and value, in the compute dtype (as in the
+    # encoder: numpy arrays would be converted, and cast, apart).
+    x = keras.ops.cast(hidden_states(), ours.compute_dtype)
+    theirs = keras.layers.MultiHeadAttention(
+        num_heads=2, key_dim=4, dtype=policy
+    )
+    ours(x, x)
+    theirs(x, x)
+    theirs.set_weights(ours.get_weights())
+    products.clear()
+    outputs = ours(x, x, attention_mask=mask)
+    # On PyTorch, query, key and value in one product, the output in
+    # another; elsewhere Keras' projections (faster there in training).
+    assert len(products) == (2 if keras.config.backend() == "torch" else 0)
+    expected = theirs(x, x, attention_mask=mask)
+    assert keras.backend.standardize_dtype(outputs.dtype) == (
+        keras.backend.standardize_dtype(expected.dtype)
+    )
+    tolerance = 1e-5 if policy == "float32" else 3e-2
+    np.testing.assert_allclose(
+        numpy(outputs), numpy(expected), atol=tolerance, rtol=tolerance
+    )
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_dense_with_the_bias_in_the_product_equals_keras_dense(policy):
+    x = hidden_states()
+    ours = ElectraDense(5, activation="gelu", dtype=policy)
+    theirs = keras.layers.Dense(5, activation="gelu", dtype=policy)
+    ours(x)
+    theirs(x)
+    theirs.set_weights(
+        [w + 0.1 for w in ours.get_weights()]  # a bias that is not zero
+    )
+    ours.set_weights(theirs.get_weights())
+    tolerance = 1e-6 if policy == "float32" else 2e-2
+    np.testing.assert_allclose(
+        numpy(ours(x)), numpy(theirs(x)), atol=tolerance, rtol=tolerance
+    )
+
+
+@pytest.mark.parametrize("rate", [0.1, 0.5])
+def test_dropout_drops_at_its_rate_without_bias(rate):
+    layer = ElectraDropout(rate)
+    x = np.ones((100, 2000), "float32")
+    np.testing.assert_array_equal(numpy(layer(x)), x)  # inference
+    dropped = numpy(layer(x, training=True))
+    count = x.size
+    # Within 5 standard errors (PyTorch's CPU path rounds the rate to a
+    # multiple of 2**-16, far inside them).
+    error = 5 * np.sqrt(rate * (1 - rate) / count)
+    assert abs((dropped == 0).mean() - rate) < error
+    assert abs(dropped.mean() - 1.0) < error / (1 - rate)
+    kept = dropped[dropped != 0]
+    np.testing.assert_allclose(kept, kept[0])
+    assert kept[0] == pytest.approx(1 / (1 - rate), rel=1e-4)
+
+
+@pytest.mark.skipif(
+    keras.config.backend() != "torch",
+    reason="torch_cpu_dropout is PyTorch's CPU path; every backend's "
+    "dropout is tested above.",
+)
+def test_torch_cpu_dropout_uses_every_word_of_its_draws_independently():
+    import torch
+
+    torch.manual_seed(0)
+    # A count that is no multiple of the four words per 64-bit draw.
+    dropped = torch_dropout(torch.ones(3, 100_001), 0.1)
+    assert tuple(dropped.shape) == (3, 100_001)
+    is_dropped = (dropped == 0).numpy().reshape(-1)
+    rate = 6554 / 65536  # 0.1 rounded to a multiple of 2**-16
+    count = is_dropped.size
+    assert abs(is_dropped.mean() - rate) < 5 * np.sqrt(
+        rate * (1 - rate) / count
+    )
+    # Neighbours (words of one draw) drop together as often as chance says.
+    both = (is_dropped[:-1] & is_dropped[1:]).mean()
+    assert abs(both - rate**2) < 5 * np.sqrt(rate**2 / count)
+    # Each word position within a draw drops at the rate.
+    for word in range(4):
+        share = is_dropped[word::4].mean()
+        assert abs(share - rate) < 5 * np.sqrt(rate * (1 - rate) * 4 / count)
+    assert float(dropped.max()) == pytest.approx(65536 / (65536 - 6554))
+
+
+def torch_dropout(inputs, rate):
+    return electra_transformer_encoder.torch_cpu_dropout(inputs, rate)
 
 
 def test_a_fully_padded_sequence_stays_finite():

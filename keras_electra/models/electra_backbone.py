@@ -10,6 +10,7 @@ from keras_hub.models import Backbone
 # keras-hub registers this function for serialization; reusing it keeps our
 # configs identical to keras-hub's.
 from keras_electra.models.electra_presets import PRESETS
+from keras_electra.models.electra_transformer_encoder import ElectraDropout
 from keras_electra.models.electra_transformer_encoder import (
     TransformerEncoder,
 )
@@ -240,7 +241,7 @@ class ElectraBackbone(keras_hub.models.ElectraBackbone):
                 dtype=dtype,
                 name="embeddings_layer_norm",
             )
-            self.embeddings_dropout = keras.layers.Dropout(
+            self.embeddings_dropout = ElectraDropout(
                 dropout, dtype=dtype, name="embeddings_dropout"
             )
         else:

@@ -4,19 +4,76 @@ keras-hub's `TransformerEncoder` attends through Keras' `MultiHeadAttention`,
 which computes the scores with explicit einsums and a softmax whenever its
 dropout rate is above zero, even in `predict`, where dropout is off. ELECTRA
 has attention dropout 0.1, so every ELECTRA model paid for that. The layer
-here is keras-hub's with one change: its attention calls
+here is keras-hub's with another attention, which calls
 `keras.ops.dot_product_attention` (torch SDPA, XLA's or cuDNN's kernel)
 whenever dropout is inactive, and on PyTorch in training too, where SDPA
-applies the dropout itself. Its variables, their names and their order are
+applies the dropout itself. On PyTorch it also projects queries, keys and
+values with one matrix product (the three kernels side by side), adds every
+bias inside the matrix product (`addmm`), where Keras' `EinsumDense` and
+`Dense` run an einsum per projection and a separate addition, and draws its
+dropout on the CPU from 16 random bits per element, where torch draws a
+Bernoulli variable. Its variables, their names and their order are
 keras-hub's, so presets, keras-hub checkpoints and `transformers`
 conversion are unchanged.
 """
 
 import keras
 import keras_hub
+import ml_dtypes
 from keras import ops
 
 from keras_electra.utils.keras_compat import clone_initializer
+from keras_electra.utils.keras_compat import get_keras_mask
+
+# The projections `MultiHeadAttention` builds for a `(batch, length,
+# hidden)` query with the default attention axes.
+_INPUT_PROJECTION = "abc,cde->abde"
+_OUTPUT_PROJECTION = "abcd,cde->abe"
+
+
+def dense_with_bias(inputs, kernel, bias):
+    """`inputs @ kernel + bias` over the last axis, in one kernel where the
+    backend has one (PyTorch: `addmm`); XLA and TensorFlow's grappler fuse
+    the addition themselves."""
+    if keras.config.backend() == "torch":
+        import torch
+
+        inputs, kernel, bias = (
+            ops.convert_to_tensor(x) for x in (inputs, kernel, bias)
+        )
+        return torch.nn.functional.linear(inputs, kernel.T, bias)
+    return ops.add(ops.matmul(inputs, kernel), bias)
+
+
+@keras.saving.register_keras_serializable(package="keras_electra")
+class ElectraDense(keras.layers.Dense):
+    """`keras.layers.Dense` whose bias is added inside the matrix product.
+
+    Same variables and arguments as `Dense`; quantized or LoRA layers, and
+    layers without a bias, take `Dense`'s own path.
+
+    Example:
+    ```python
+    import numpy as np
+
+    from keras_electra.models.electra_transformer_encoder import ElectraDense
+
+    layer = ElectraDense(4, activation="relu")
+    layer(np.ones((2, 3, 8), "float32")).shape  # (2, 3, 4)
+    ```
+    """
+
+    def call(self, inputs, training=None):
+        if (
+            not self.use_bias
+            or self.quantization_mode is not None
+            or self.lora_enabled
+        ):
+            return super().call(inputs, training=training)
+        outputs = dense_with_bias(inputs, self.kernel, self.bias)
+        if self.activation is not None:
+            outputs = self.activation(outputs)
+        return outputs
 
 
 @keras.saving.register_keras_serializable(package="keras_electra")
@@ -29,6 +86,12 @@ class ElectraSelfAttention(keras.layers.MultiHeadAttention):
     (inference, or a rate of 0), and in training on PyTorch, whose kernel
     drops attention weights itself. Elsewhere (training with dropout on
     TensorFlow and JAX, or when the scores are asked for), Keras' own path.
+
+    On PyTorch, self-attention (the same tensor as query, key and value, no
+    Keras masks, no scores asked for) projects with one matrix product over
+    the three kernels side by side and one for the output, biases included
+    (`dense_with_bias`: `addmm`); anything else takes `MultiHeadAttention`'s
+    path.
 
     Example:
     ```python
@@ -44,6 +107,99 @@ class ElectraSelfAttention(keras.layers.MultiHeadAttention):
     ```
     """
 
+    def call(
+        self,
+        query,
+        value,
+        key=None,
+        query_mask=None,
+        value_mask=None,
+        key_mask=None,
+        attention_mask=None,
+        return_attention_scores=False,
+        training=None,
+        use_causal_mask=False,
+    ):
+        if not self._projects_at_once(
+            query, value, key, (query_mask, value_mask, key_mask),
+            return_attention_scores or use_causal_mask,
+        ):
+            return super().call(
+                query,
+                value,
+                key=key,
+                query_mask=query_mask,
+                value_mask=value_mask,
+                key_mask=key_mask,
+                attention_mask=attention_mask,
+                return_attention_scores=return_attention_scores,
+                training=training,
+                use_causal_mask=use_causal_mask,
+            )
+        attention_mask = self._compute_attention_mask(
+            query, value, attention_mask=attention_mask
+        )
+        query, key, value = self._project_query_key_value(query)
+        outputs, _ = self._compute_attention(
+            query, key, value, attention_mask, training
+        )
+        return self._project_output(outputs)
+
+    def _projects_at_once(self, query, value, key, masks, special):
+        """Whether `call` may take the one-product projections."""
+        projections = (self._query_dense, self._key_dense, self._value_dense)
+        # On TensorFlow and JAX the one product measured slower in training
+        # (the strided query, key and value slices feed Keras' einsums).
+        return (
+            keras.config.backend() == "torch"
+            and query is value
+            and (key is None or key is value)
+            and not special
+            and all(mask is None for mask in masks)
+            and get_keras_mask(query) is None
+            and not self._use_gate
+            and self._use_bias
+            and self._key_dim == self._value_dim
+            and all(
+                layer.equation == _INPUT_PROJECTION
+                and layer.quantization_mode is None
+                for layer in projections
+            )
+            and self._output_dense.equation == _OUTPUT_PROJECTION
+            and self._output_dense.quantization_mode is None
+        )
+
+    def _project_query_key_value(self, inputs):
+        """`(batch, length, hidden)` -> query, key and value `(batch,
+        length, heads, key_dim)`, from one matrix product."""
+        projections = (self._query_dense, self._key_dense, self._value_dense)
+        hidden = inputs.shape[-1]
+        kernel = ops.concatenate(
+            [ops.reshape(p.kernel, (hidden, -1)) for p in projections], axis=1
+        )
+        bias = ops.concatenate(
+            [ops.reshape(p.bias, (-1,)) for p in projections], axis=0
+        )
+        batch_size, length = ops.shape(inputs)[0], ops.shape(inputs)[1]
+        outputs = ops.reshape(
+            dense_with_bias(inputs, kernel, bias),
+            (batch_size, length, 3, self._num_heads, self._key_dim),
+        )
+        return outputs[:, :, 0], outputs[:, :, 1], outputs[:, :, 2]
+
+    def _project_output(self, attended):
+        """`(batch, length, heads, value_dim)` -> `(batch, length, hidden)`."""
+        kernel = self._output_dense.kernel
+        batch_size, length = ops.shape(attended)[0], ops.shape(attended)[1]
+        attended = ops.reshape(
+            attended, (batch_size, length, self._num_heads * self._value_dim)
+        )
+        return dense_with_bias(
+            attended,
+            ops.reshape(kernel, (-1, kernel.shape[-1])),
+            self._output_dense.bias,
+        )
+
     def _compute_attention(
         self,
         query,
@@ -56,7 +212,7 @@ class ElectraSelfAttention(keras.layers.MultiHeadAttention):
     ):
         dropout = self._dropout if training else 0.0
         if return_attention_scores or use_causal_mask or (
-            dropout > 0 and keras.config.backend() != "torch"
+            dropout > 0 and keras.config.backend() == "tensorflow"
         ):
             return super()._compute_attention(
                 query,
@@ -73,9 +229,9 @@ class ElectraSelfAttention(keras.layers.MultiHeadAttention):
                 ops.expand_dims(attention_mask, axis=1), "bool"
             )
         if dropout > 0:
-            return _torch_attention_with_dropout(
+            return _attention_with_dropout(
                 query, key, value, attention_mask, dropout,
-                self._inverse_sqrt_key_dim,
+                self._inverse_sqrt_key_dim, self._dropout_layer,
             ), None
         outputs = ops.dot_product_attention(
             query,
@@ -87,29 +243,186 @@ class ElectraSelfAttention(keras.layers.MultiHeadAttention):
         return outputs, None
 
 
-def _torch_attention_with_dropout(query, key, value, mask, rate, scale):
-    """PyTorch's SDPA with its own attention dropout (inputs `(B, T, N, H)`).
+def _attention_with_dropout(query, key, value, mask, rate, scale, layer):
+    """Softmax attention with dropout on its weights (inputs `(B, T, N, H)`,
+    a boolean `mask` `(B, 1, T, S)` or None).
 
-    `keras.ops.dot_product_attention` has no dropout argument; SDPA does,
-    and applies it inside the kernel.
+    `keras.ops.dot_product_attention` has no dropout argument. On a GPU,
+    PyTorch's SDPA drops the weights inside its kernels; elsewhere the
+    arithmetic is written out, with `dropout` on the weights (SDPA's CPU
+    fallback draws torch's slow per-element Bernoulli variables, and JAX's
+    Bernoulli draws a 32-bit uniform per element).
+    """
+    if mask is not None:
+        # An additive mask, as Keras' torch backend passes SDPA: a row with
+        # every key masked stays finite, as in Keras' softmax.
+        mask = ops.where(mask, 0.0, -0.5 * _largest(query.dtype))
+        mask = ops.cast(mask, query.dtype)
+    if keras.config.backend() == "torch" and query.device.type != "cpu":
+        import torch
+
+        query, key, value = (x.transpose(1, 2) for x in (query, key, value))
+        outputs = torch.nn.functional.scaled_dot_product_attention(
+            query, key, value, attn_mask=mask, dropout_p=rate, scale=scale
+        )
+        return outputs.transpose(1, 2)
+    scores = ops.einsum("btnh,bsnh->bnts", query * scale, key)
+    if mask is not None:
+        scores = scores + mask
+    weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+    weights = ops.cast(dropout(weights, rate, layer), value.dtype)
+    return ops.einsum("bnts,bsnh->btnh", weights, value)
+
+
+def _largest(dtype):
+    return float(ml_dtypes.finfo(keras.backend.standardize_dtype(dtype)).max)
+
+
+def dropout(inputs, rate, layer):
+    """Inverted dropout of `inputs` for the `keras.layers.Dropout` `layer`,
+    from 16 random bits per element where that is faster than Keras'
+    dropout: PyTorch on the CPU (`torch_cpu_dropout`; unseeded layers, which
+    Keras too draws from torch's global generator) and JAX (`jax_dropout`,
+    from the layer's seed generator, for an even last axis). Elsewhere,
+    Keras' own.
+
+    Example:
+    ```python
+    import keras
+    import numpy as np
+
+    from keras_electra.models import electra_transformer_encoder
+
+    layer = keras.layers.Dropout(0.1)
+    electra_transformer_encoder.dropout(np.ones((2, 4), "float32"), 0.1, layer)
+    ```
+    """
+    inputs = ops.convert_to_tensor(inputs)
+    backend = keras.config.backend()
+    if backend == "torch" and layer.seed is None:
+        if inputs.device.type == "cpu":
+            return torch_cpu_dropout(inputs, rate)
+    elif backend == "jax" and inputs.shape[-1] % 2 == 0:
+        return jax_dropout(inputs, rate, layer.seed_generator.next())
+    return keras.random.dropout(inputs, rate, seed=layer.seed_generator)
+
+
+# torch's CPU dropout draws one Bernoulli variable per element; here 16 bits
+# of a 64-bit draw decide an element, which is 3x faster on these CPUs. The
+# drop probability is the rate rounded to a multiple of 2**-16 (0.1 drops
+# 6,554 / 65,536 = 0.100006), and the kept values are scaled by the inverse
+# of that exact keep probability, so the layer stays unbiased.
+_DROPOUT_BITS = 16
+
+
+def torch_cpu_dropout(inputs, rate):
+    """Inverted dropout of a CPU `torch.Tensor`, from torch's global
+    generator (as Keras' unseeded dropout on PyTorch).
+
+    Args:
+        inputs: a `torch.Tensor` on the CPU.
+        rate: float in [0, 1): the drop probability, rounded to a multiple
+            of `2**-16`.
+
+    Returns:
+        A tensor like `inputs`: each element zeroed with that probability,
+        the others divided by the keep probability.
+
+    Example:
+    ```python
+    import torch
+
+    from keras_electra.models.electra_transformer_encoder import (
+        torch_cpu_dropout,
+    )
+
+    dropped = torch_cpu_dropout(torch.ones(1000), 0.1)
+    (dropped == 0).float().mean()  # about 0.1
+    ```
     """
     import torch
 
-    if mask is not None:
-        # SDPA's boolean masks say where to attend, as Keras' do; an
-        # additive one (what Keras' own torch backend passes) keeps rows
-        # with every key masked finite, as Keras' softmax does.
-        mask = torch.where(mask, 0.0, torch.finfo(query.dtype).min / 2)
-        mask = mask.to(query.dtype)
-    outputs = torch.nn.functional.scaled_dot_product_attention(
-        query.transpose(1, 2),
-        key.transpose(1, 2),
-        value.transpose(1, 2),
-        attn_mask=mask,
-        dropout_p=rate,
-        scale=scale,
+    levels = 2**_DROPOUT_BITS
+    threshold = round(rate * levels)
+    if threshold == 0:
+        return inputs
+    count = inputs.numel()
+    words_per_draw = 64 // _DROPOUT_BITS
+    draws = torch.randint(
+        -(2**63), 2**63 - 1, (-(-count // words_per_draw),), dtype=torch.int64
     )
-    return outputs.transpose(1, 2)
+    # Signed 16-bit words: a word drops its element when, read unsigned,
+    # it is below the threshold.
+    bits = draws.view(torch.int16)[:count].view(inputs.shape)
+    keep = bits >= threshold - levels // 2
+    return inputs * keep * (levels / (levels - threshold))
+
+
+def jax_dropout(inputs, rate, key):
+    """Inverted dropout of a JAX array, 16 bits of threefry per element.
+
+    Each 32-bit draw decides two elements, one in each half of the last
+    axis (which must be even), so that XLA fuses the split with the rest:
+    half the draws of `jax.random.bernoulli`. The drop probability is the
+    rate rounded to a multiple of `2**-16`, as in `torch_cpu_dropout`.
+
+    Args:
+        inputs: a JAX array whose last axis is even.
+        rate: float in [0, 1).
+        key: a JAX PRNG key (`SeedGenerator.next()`).
+
+    Returns:
+        An array like `inputs`.
+
+    Example:
+    ```python
+    import jax
+    import jax.numpy as jnp
+
+    from keras_electra.models.electra_transformer_encoder import jax_dropout
+
+    dropped = jax_dropout(jnp.ones((10, 100)), 0.1, jax.random.PRNGKey(0))
+    ```
+    """
+    import jax
+    import jax.numpy as jnp
+
+    levels = 2**_DROPOUT_BITS
+    threshold = round(rate * levels)
+    if threshold == 0:
+        return inputs
+    half = inputs.shape[:-1] + (inputs.shape[-1] // 2,)
+    draws = jax.random.bits(key, half, jnp.uint32)
+    words = jnp.concatenate([draws & (levels - 1), draws >> 16], axis=-1)
+    scale = jnp.asarray(levels / (levels - threshold), inputs.dtype)
+    return jnp.where(words >= threshold, inputs * scale, 0)
+
+
+@keras.saving.register_keras_serializable(package="keras_electra")
+class ElectraDropout(keras.layers.Dropout):
+    """`keras.layers.Dropout` on 16 random bits per element (`dropout`).
+
+    Where `dropout` has a faster path (PyTorch's CPU, JAX), the drop
+    probability is the rate rounded to a multiple of `2**-16`; a
+    `noise_shape`, and everything else, is Keras' own dropout.
+
+    Example:
+    ```python
+    import numpy as np
+
+    from keras_electra.models.electra_transformer_encoder import (
+        ElectraDropout,
+    )
+
+    layer = ElectraDropout(0.1)
+    layer(np.ones((2, 3), "float32"), training=True).shape  # (2, 3)
+    ```
+    """
+
+    def call(self, inputs, training=False):
+        if training and self.rate > 0 and self.noise_shape is None:
+            return dropout(inputs, self.rate, self)
+        return super().call(inputs, training=training)
 
 
 @keras.saving.register_keras_serializable(package="keras_electra")
@@ -147,7 +460,7 @@ class TransformerEncoder(keras_hub.layers.TransformerEncoder):
         intermediate_shape = (*inputs_shape[:-1], self.intermediate_dim)
 
         def dense(units, name, activation=None):
-            return keras.layers.Dense(
+            return ElectraDense(
                 units,
                 activation=activation,
                 kernel_initializer=clone_initializer(self.kernel_initializer),
@@ -180,7 +493,7 @@ class TransformerEncoder(keras_hub.layers.TransformerEncoder):
             "self_attention_layer_norm"
         )
         self._self_attention_layer_norm.build(inputs_shape)
-        self._self_attention_dropout = keras.layers.Dropout(
+        self._self_attention_dropout = ElectraDropout(
             rate=self.dropout,
             dtype=self.dtype_policy,
             name="self_attention_dropout",
@@ -197,7 +510,7 @@ class TransformerEncoder(keras_hub.layers.TransformerEncoder):
             hidden_dim, "feedforward_output_dense"
         )
         self._feedforward_output_dense.build(intermediate_shape)
-        self._feedforward_dropout = keras.layers.Dropout(
+        self._feedforward_dropout = ElectraDropout(
             rate=self.dropout,
             dtype=self.dtype_policy,
             name="feedforward_dropout",

@@ -287,17 +287,18 @@ def softmax_sample(logits, temperature, seed):
     ```
     """
     logits = ops.stop_gradient(ops.convert_to_tensor(logits, "float32"))
-    cumulative = ops.cumsum(ops.softmax(logits / temperature, axis=-1), -1)
-    # Scaled by the total, which rounding leaves a little off 1.
+    if not (isinstance(temperature, (int, float)) and temperature == 1):
+        logits = logits / temperature
+    cumulative = ops.cumsum(ops.softmax(logits, axis=-1), -1)
+    # Scaled by the total, which rounding leaves a little off 1, and kept
+    # below it: a draw that rounded up to the total could pass tokens of
+    # probability 0 at the end of the vocabulary.
     total = cumulative[..., -1:]
     uniform = keras.random.uniform(ops.shape(total), seed=seed) * total
-    # The first token whose running sum exceeds the draw: the number of
-    # tokens whose running sum does not. A token of probability 0 adds
-    # nothing to the sum and is never the first to exceed it; a draw that
-    # rounds up to the total takes the last token of probability above 0.
-    sample = ops.sum(ops.cast(cumulative <= uniform, "int32"), axis=-1)
-    last = ops.sum(ops.cast(cumulative < total, "int32"), axis=-1)
-    return ops.minimum(sample, last)
+    uniform = ops.minimum(uniform, total * (1.0 - 2.0**-23))
+    # The first token whose running sum exceeds the draw. A token of
+    # probability 0 adds nothing to the sum and is never the first.
+    return _count_at_most(cumulative, uniform)
 
 
 def scatter_at_positions(token_ids, mask_positions, mask_weights, updates):
@@ -406,10 +407,10 @@ def masked_lm_loss(logits, targets, weights):
     )  # loss log(4)
     ```
     """
-    losses = keras.losses.sparse_categorical_crossentropy(
-        targets, logits, from_logits=True
-    )
-    correct = ops.equal(ops.argmax(logits, axis=-1), targets)
+    logits = ops.convert_to_tensor(logits)
+    targets = ops.cast(targets, "int32")
+    losses = _softmax_cross_entropy(logits, targets)
+    correct = ops.equal(ops.cast(ops.argmax(logits, axis=-1), "int32"), targets)
     return _weighted_mean(losses, weights), correct
 
 
@@ -470,3 +471,68 @@ def copy_mechanism_loss(logits, targets, weights, input_ids, gate_logits):
         log_p_input >= log_p_best_generated, input_ids, best_generated
     )
     return loss, ops.equal(prediction, targets)
+
+
+# === Backend kernels ===
+# The two passes over the generator's vocabulary logits, `(batch, slots,
+# vocab_size)`, are the largest elementwise work of the step. Each backend
+# gets its fastest exact form (benchmarks/RESULTS.md, "The generator's
+# vocabulary logits").
+
+
+def _softmax_cross_entropy(logits, targets):
+    """`-log softmax(logits)[targets]` over the last axis."""
+    backend = keras.config.backend()
+    if backend == "torch":
+        import torch
+
+        vocab_size = logits.shape[-1]
+        return torch.nn.functional.cross_entropy(
+            logits.reshape(-1, vocab_size),
+            targets.reshape(-1).long(),
+            reduction="none",
+        ).reshape(targets.shape)
+    if backend == "tensorflow":
+        # One fused kernel (tf.nn.sparse_softmax_cross_entropy_with_logits).
+        return keras.losses.sparse_categorical_crossentropy(
+            targets, logits, from_logits=True
+        )
+    # XLA fuses these into two passes; Keras' form builds a one-hot table.
+    target_logits = ops.take_along_axis(
+        logits, ops.expand_dims(targets, -1), axis=-1
+    )[..., 0]
+    return ops.logsumexp(logits, axis=-1) - target_logits
+
+
+def _count_at_most(sorted_values, values):
+    """int32 `values.shape[:-1]`: how many of `sorted_values` (ascending on
+    the last axis) are at most `values` (`(..., 1)`)."""
+    sorted_values = ops.convert_to_tensor(sorted_values)
+    values = ops.convert_to_tensor(values, sorted_values.dtype)
+    backend = keras.config.backend()
+    if backend == "torch":
+        import torch
+
+        count = torch.searchsorted(
+            sorted_values, values, right=True, out_int32=True
+        )
+        return count[..., 0]
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        count = tf.searchsorted(
+            sorted_values, values, side="right", out_type=tf.int32
+        )
+        return count[..., 0]
+    if backend == "jax":
+        import jax
+        import jax.numpy as jnp
+
+        # jnp.searchsorted takes one sorted row: mapped over the rows.
+        rows = ops.reshape(sorted_values, (-1, sorted_values.shape[-1]))
+        count = jax.vmap(
+            lambda row, value: jnp.searchsorted(row, value, side="right")
+        )(rows, ops.reshape(values, (-1,)))
+        return ops.reshape(ops.cast(count, "int32"), ops.shape(values)[:-1])
+    # Other backends (Keras' numpy backend): one comparison per entry.
+    return ops.sum(ops.cast(sorted_values <= values, "int32"), axis=-1)

@@ -26,6 +26,11 @@ from keras_hub.src.utils.keras_utils import gelu_approximate  # noqa: F401
 # with our attention. Waits for a public `keras.initializers` clone.
 from keras_hub.src.utils.keras_utils import clone_initializer  # noqa: F401
 
+# The Keras mask a tensor carries (None if none): `ElectraSelfAttention`
+# takes `MultiHeadAttention`'s own path for masked inputs, which reads
+# them. Waits for a public `keras.backend` accessor of the mask.
+from keras.src.backend import get_keras_mask  # noqa: F401
+
 
 # Keras' PyTorch backend swaps SGD, Adam, ... for fused subclasses of
 # `TorchParallelOptimizer` that update all variables at once, with one
