@@ -3,8 +3,10 @@
 Measures tokens per second of the *whole* ELECTRA pre-training step
 (masking, generator, sampling, discriminator, backward pass, optimizer
 update) for `ElectraPretrainer` on one or more Keras backends, in float32
-and `mixed_bfloat16`, with `jit_compile=True`; and, in the same run, the same
-step written with Hugging Face `transformers` in eager PyTorch:
+and `mixed_bfloat16`, compiled as `compile()` does by default
+(`--jit-compile auto`: XLA on JAX, TensorFlow's graph without XLA on a CPU,
+eager PyTorch; the fastest of each on these CPUs); and, in the same run,
+the same step written with Hugging Face `transformers` in eager PyTorch:
 
 - `ElectraForMaskedLM` (the generator config) and `ElectraForPreTraining`
   sharing the embedding modules (the generator's output layer tied to the
@@ -61,9 +63,10 @@ vs `ElectraForSequenceClassification` (2 classes): a training step
     python benchmarks/pretrain_throughput.py --backends tensorflow,jax,torch
     python benchmarks/pretrain_throughput.py --quick   # smoke run
 
-`--quick` takes 1-2 minutes on an idle 2-core machine with TensorFlow or
-JAX; on the torch backend `torch.compile` needs 3 warmup steps of about a
-minute each (`--jit-compile auto` runs eager PyTorch instead).
+`--quick` takes 1-2 minutes on an idle 2-core machine. `--jit-compile true`
+compiles everything (XLA on TensorFlow too, `torch.compile`): slower on
+these CPUs, and `torch.compile` needs 3 warmup steps of about a minute
+each.
 
 Writes JSON to `benchmarks/results/pretrain_throughput_<backends>.json`
 (`..._quick.json` with `--quick`) and prints markdown tables.
@@ -225,9 +228,9 @@ def parse_args(argv=None):
     add(
         "--jit-compile",
         choices=("true", "false", "auto"),
-        default="true",
-        help="compile(jit_compile=...) on the Keras side [true]: XLA on "
-        "TensorFlow, jax.jit, torch.compile.",
+        default="auto",
+        help="compile(jit_compile=...) on the Keras side [auto: Keras' "
+        "default]; true: XLA on TensorFlow, jax.jit, torch.compile.",
     )
     add(
         "--torch-jit-compile",

@@ -112,7 +112,7 @@ def test_cuda_implies_the_gpu_table():
     assert args.backends == ["jax", "torch"]
     assert args.precisions == ["bf16"]
     assert (args.batch_size, args.matmul_size) == (128, 8192)
-    assert args.jit_compile == "true" and args.torch_jit_compile == "auto"
+    assert args.jit_compile == "auto" and args.torch_jit_compile == "auto"
     assert args.output.endswith("pretrain_throughput_gpu_electra_small.json")
 
 
@@ -120,7 +120,7 @@ def test_the_cpu_tables_keep_their_defaults():
     args = throughput.parse_args(["--backends", "torch"])
     assert not args.gpu_table and args.device == "cpu"
     assert args.precisions == ["fp32", "bf16"]
-    assert args.torch_jit_compile == args.jit_compile == "true"
+    assert args.torch_jit_compile == args.jit_compile == "auto"
     assert (args.batch_size, args.matmul_size) == (32, 4096)
     assert args.output.endswith("pretrain_throughput_torch.json")
 

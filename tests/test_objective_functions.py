@@ -197,6 +197,14 @@ def test_softmax_sample_never_draws_a_token_of_probability_zero():
     assert set(np.unique(samples)) == {1, 3}
 
 
+def test_softmax_sample_of_nan_logits_stays_inside_the_vocabulary():
+    # A diverged run: the samples still index the embedding table, so that
+    # the step reaches the loss, which StopOnNonFiniteLoss then stops on.
+    logits = np.full((4, 3, 7), np.nan, "float32")
+    samples = numpy(objectives.softmax_sample(logits, 1.0, seed=0))
+    assert ((0 <= samples) & (samples < 7)).all()
+
+
 def test_the_sampler_counts_running_sums_as_numpy_searchsorted():
     # Each backend's own kernel (searchsorted) against NumPy's, ties and
     # draws equal to an entry included: the count of entries at most the

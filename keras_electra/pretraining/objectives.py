@@ -297,8 +297,11 @@ def softmax_sample(logits, temperature, seed):
     uniform = keras.random.uniform(ops.shape(total), seed=seed) * total
     uniform = ops.minimum(uniform, total * (1.0 - 2.0**-23))
     # The first token whose running sum exceeds the draw. A token of
-    # probability 0 adds nothing to the sum and is never the first.
-    return _count_at_most(cumulative, uniform)
+    # probability 0 adds nothing to the sum and is never the first. Capped:
+    # NaN logits (a diverged run, which `StopOnNonFiniteLoss` stops) must
+    # still give ids inside the vocabulary.
+    sample = _count_at_most(cumulative, uniform)
+    return ops.minimum(sample, cumulative.shape[-1] - 1)
 
 
 def scatter_at_positions(token_ids, mask_positions, mask_weights, updates):
