@@ -22,6 +22,11 @@ the same step written with Hugging Face `transformers` in eager PyTorch:
 - in float32 and with CPU bfloat16 autocast (forward and losses under
   `torch.autocast("cpu", torch.bfloat16)`, float32 weights).
 
+Both sides compute the same function: the Keras models are built with
+`approximate_gelu=False`, the exact GELU of `ElectraConfig`'s default
+`hidden_act="gelu"` (the presets' default is the original's tanh
+approximation, which PyTorch's CPU kernel computes 2.8x slower).
+
 Both sides get the same batches (random ids, `[CLS] ... [SEP]`, no padding)
 and the same thread count (`--threads`: `torch.set_num_threads`, TensorFlow's
 intra-op threads, `OMP_NUM_THREADS`; XLA on JAX sizes its pool to the cores
@@ -58,6 +63,10 @@ computes vocabulary logits at every position) gets no credit for it.
 Fine-tuning and inference: the same comparison for `ElectraTextClassifier`
 vs `ElectraForSequenceClassification` (2 classes): a training step
 (AdamW, cross-entropy) and `predict` / an `inference_mode` forward pass.
+`predict` is timed in steady state like `fit()`, by a callback between its
+steps: one call over all the timed batches, its first batch untimed (the
+call's set-up, up to a second on 2 cores with TensorFlow's `tf.data`
+threads, is left out as Hugging Face's loop has none).
 
     KERAS_BACKEND=jax python benchmarks/pretrain_throughput.py
     python benchmarks/pretrain_throughput.py --backends tensorflow,jax,torch
@@ -1189,7 +1198,10 @@ def keras_worker(spec, conductor):
     labels = data.pop("labels")
     if spec["kind"] == "keras_pretrain":
         model = keras_electra.ElectraPretrainer.from_preset(
-            spec["preset"], vocab_size=vocab_size, seed=spec["seed"]
+            spec["preset"],
+            vocab_size=vocab_size,
+            seed=spec["seed"],
+            approximate_gelu=False,
         )
         sizes = model.generator.backbone.get_config()
         for key in ("hidden_dim", "num_heads", "intermediate_dim"):
@@ -1202,7 +1214,10 @@ def keras_worker(spec, conductor):
         y = None
     else:
         model = keras_electra.ElectraTextClassifier.from_preset(
-            spec["preset"], num_classes=2, vocab_size=vocab_size
+            spec["preset"],
+            num_classes=2,
+            vocab_size=vocab_size,
+            approximate_gelu=False,
         )
         optimizer = keras.optimizers.AdamW(1e-4, weight_decay=0.01)
         model.compile(
@@ -1230,18 +1245,13 @@ def keras_worker(spec, conductor):
         "loss_last": clock.losses[-1],
     }
     if "predict" in spec["phases"]:
-        rows = spec["chunk_steps"] * spec["batch_size"]
-        chunk = {k: v[:rows] for k, v in data.items()}
-        model.predict(chunk, batch_size=spec["batch_size"], verbose=0)
-        for _ in range(spec["rounds"]):
-            conductor.wait()
-            start = time.perf_counter()
-            model.predict(chunk, batch_size=spec["batch_size"], verbose=0)
-            conductor.send(
-                phase="predict",
-                seconds=time.perf_counter() - start,
-                steps=spec["chunk_steps"],
-            )
+        rows = (1 + spec["rounds"] * spec["chunk_steps"]) * spec["batch_size"]
+        model.predict(
+            {k: v[:rows] for k, v in data.items()},
+            batch_size=spec["batch_size"],
+            callbacks=[predict_clock(spec, conductor)],
+            verbose=0,
+        )
     return details
 
 
@@ -1280,6 +1290,33 @@ def chunk_clock(spec, conductor, versions, rss_after_import):
                 self.start = time.perf_counter()
 
     return ChunkClock()
+
+
+def predict_clock(spec, conductor):
+    """A `predict()` callback that times chunks of steps after the first
+    (untimed) step and pauses in between, as `chunk_clock` does in `fit()`."""
+    import keras
+
+    class PredictClock(keras.callbacks.Callback):
+        def on_predict_batch_end(self, batch, logs=None):
+            # NumPy outputs wait for the step to finish.
+            keras.tree.map_structure(
+                keras.ops.convert_to_numpy, logs["outputs"]
+            )
+            chunk = spec["chunk_steps"]
+            if batch % chunk:
+                return
+            if batch:
+                conductor.send(
+                    phase="predict",
+                    seconds=time.perf_counter() - self.start,
+                    steps=chunk,
+                )
+            if batch < spec["rounds"] * chunk:
+                conductor.wait()
+                self.start = time.perf_counter()
+
+    return PredictClock()
 
 
 def hf_setup(spec):

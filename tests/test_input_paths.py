@@ -239,6 +239,31 @@ def test_every_path_trains_evaluates_and_predicts_alike(model_name):
     ] == []
 
 
+@pytest.mark.parametrize(
+    "model_name", sorted(set(MODELS) - {"pretrainer"})
+)
+def test_packed_arrays_go_straight_to_keras(model_name, monkeypatch):
+    # keras-hub's `tf.data` pipeline would only copy them (and its threads
+    # cost up to a second a `predict` call on 2 cores).
+    from keras_hub.src.utils import pipeline_model
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("keras-hub's pipeline built a dataset")
+
+    monkeypatch.setattr(pipeline_model, "_build_dataset", refuse)
+    keras.utils.set_random_seed(0)
+    model = compiled(model_name)
+    x = good_x(model_name)
+    y = MODELS[model_name][1](x)
+    model.fit(x, y, batch_size=BATCH_SIZE, epochs=2, verbose=0)
+    model.evaluate(x, y, batch_size=BATCH_SIZE, verbose=0)
+    keras.tree.map_structure(
+        lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5),
+        numpy_tree(model.predict(x, batch_size=BATCH_SIZE, verbose=0)),
+        numpy_tree(model(x, training=False)),
+    )
+
+
 def trains_evaluates_and_predicts_alike(model_name):
     keras.utils.set_random_seed(0)
     model = compiled(model_name)
