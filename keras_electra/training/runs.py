@@ -31,6 +31,7 @@ import keras
 import numpy as np
 
 from keras_electra.training import checkpoints
+from keras_electra.utils import checks
 from keras_electra.utils import file_io
 
 # Built-in sizes of `recipes/pretrain.py` (tiny is ours, trained like small).
@@ -333,13 +334,13 @@ def measure_step_costs(model, dataset, callbacks=(), steps_per_epoch=6):
             f"`steps_per_epoch` must be at least 2; got {steps_per_epoch}."
         )
     clock = StepClock()
-    model.fit(
-        dataset,
+    fit_kwargs = dict(
         epochs=3,
         steps_per_epoch=steps_per_epoch,
         callbacks=[*callbacks, clock],
         verbose=0,
     )
+    model.fit(dataset, **checks.fit_arguments(dataset, fit_kwargs))
     # From the second epoch's last step on: its end, then the third's steps.
     intervals = np.diff(clock.times[2 * steps_per_epoch - 1 :])
     step = float(np.median(intervals[1:]))
