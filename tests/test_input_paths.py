@@ -18,6 +18,7 @@ from conftest import VOCAB_SIZE, numpy_tree, tiny_backbone, tiny_batch
 from conftest import tiny_pretrainer
 from keras_electra.models.electra_text_inputs import shuffled_rows
 from keras_electra.utils.checks import INPUT_ERROR
+from keras_electra.utils.checks import is_tf_dataset
 
 KINDS = ("arrays", "tf.data", "generator", "PyDataset")
 BATCH_SIZE = 4
@@ -264,6 +265,52 @@ def test_packed_arrays_go_straight_to_keras(model_name, monkeypatch):
     )
 
 
+def keras_inputs_of(methods, monkeypatch):
+    """The `x` that each call of `keras.Model`'s `methods` receives."""
+    seen = []
+    for method in methods:
+        original = getattr(keras.Model, method)
+
+        def spy(self, x=None, *args, _original=original, **kwargs):
+            seen.append(x)
+            return _original(self, x, *args, **kwargs)
+
+        monkeypatch.setattr(keras.Model, method, spy)
+    return seen
+
+
+def assert_untuned_on_tensorflow_only(inputs):
+    # On TensorFlow, `predict` over an autotuned `tf.data` pipeline (Keras'
+    # for arrays, keras-hub's for strings) ran 1.4x slower a batch in most
+    # calls (benchmarks/RESULTS.md); the other backends read arrays as
+    # arrays.
+    assert inputs
+    for x in inputs:
+        if keras.config.backend() == "tensorflow":
+            assert is_tf_dataset(x) and x.options().autotune.enabled is False
+        else:
+            assert not (is_tf_dataset(x) and x.options().autotune.enabled
+                        is False)
+
+
+@pytest.mark.parametrize("model_name", sorted(MODELS))
+def test_arrays_are_evaluated_and_predicted_untuned_on_tensorflow(
+    model_name, monkeypatch
+):
+    inputs = keras_inputs_of(("evaluate", "predict"), monkeypatch)
+    keras.utils.set_random_seed(0)
+    model = compiled(model_name)
+    x = good_x(model_name)
+    model.evaluate(x, MODELS[model_name][1](x), batch_size=3, verbose=0)
+    predictions = model.predict(x, batch_size=3, verbose=0)
+    assert_untuned_on_tensorflow_only(inputs)
+    assert len(inputs) == 2
+    keras.tree.map_structure(
+        lambda a: np.testing.assert_equal(len(a), ROWS),
+        numpy_tree(predictions),
+    )
+
+
 def trains_evaluates_and_predicts_alike(model_name):
     keras.utils.set_random_seed(0)
     model = compiled(model_name)
@@ -355,3 +402,17 @@ def test_raw_strings_on_every_path():
     found = refusals(model, ("fit", "evaluate"), TEXTS, labels)
     assert_one_text(found, "[0, 2)")
     assert "found 2." in next(iter(found.values()))
+
+
+def test_strings_are_evaluated_and_predicted_untuned_on_tensorflow(
+    monkeypatch
+):
+    inputs = keras_inputs_of(("evaluate", "predict"), monkeypatch)
+    keras.utils.set_random_seed(0)
+    model = text_classifier()
+    expected = model.predict(TEXTS, batch_size=ROWS, verbose=0)
+    inputs.clear()
+    model.evaluate(TEXTS, np.arange(ROWS) % 2, batch_size=3, verbose=0)
+    predictions = model.predict(TEXTS, batch_size=3, verbose=0)
+    assert_untuned_on_tensorflow_only(inputs)
+    np.testing.assert_allclose(predictions, expected, atol=1e-5)

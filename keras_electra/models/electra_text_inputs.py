@@ -54,7 +54,9 @@ class CheckedInputs:
 
     Packed inputs as arrays that preprocessing passes through go straight
     to `keras.Model`: keras-hub's `tf.data` pipeline would only copy them,
-    and on 2 cores its threads cost up to a second a `predict` call.
+    and on 2 cores its threads cost up to a second a `predict` call. On
+    TensorFlow, `evaluate` and `predict` read arrays and strings as batches
+    that `tf.data` does not autotune (`checks.untuned_on_tensorflow`).
     """
 
     # Rank of a batch of sparse (class index) labels.
@@ -129,16 +131,23 @@ class CheckedInputs:
                 x, y, kwargs["sample_weight"] = self._for_keras(
                     x, y, kwargs.get("sample_weight")
                 )
+                x, y, kwargs = checks.untuned_on_tensorflow(x, y, kwargs)
                 return keras.Model.evaluate(self, x, y, *args, **kwargs)
             self._check_arrays(x, y)
+            x, y, kwargs = checks.untuned_on_tensorflow(x, y, kwargs)
             return super().evaluate(x, y, *args, **kwargs)
 
-    def predict(self, x, *args, **kwargs):
+    def predict(self, x, batch_size=None, *args, **kwargs):
+        kwargs["batch_size"] = batch_size
         with checks.input_errors(self, kwargs):
             if checks.is_batch_stream(x) or self._takes_as_is(x):
                 x = self._for_keras(x)[0]
+                x, _, kwargs = checks.untuned_on_tensorflow(
+                    x, None, kwargs
+                )
                 return keras.Model.predict(self, x, *args, **kwargs)
             self._check_arrays(x, None)
+            x, _, kwargs = checks.untuned_on_tensorflow(x, None, kwargs)
             return super().predict(x, *args, **kwargs)
 
     def _takes_as_is(self, x):

@@ -52,6 +52,7 @@ from keras_electra.utils.checks import InputChecker
 from keras_electra.utils.checks import check_sequence_length
 from keras_electra.utils.checks import fit_arguments
 from keras_electra.utils.checks import input_errors
+from keras_electra.utils.checks import untuned_on_tensorflow
 from keras_electra.utils.keras_compat import preset_utils
 
 PRETRAINER_CONFIG_FILE = "pretrainer.json"
@@ -605,12 +606,14 @@ class ElectraPretrainer(keras.Model):
             return super().evaluate(x, y=y, **kwargs)
         with input_errors(self, kwargs):
             x, y = self.input_checker().checked(x, y)
+            x, y, kwargs = untuned_on_tensorflow(x, y, kwargs)
             return super().evaluate(x, y=y, **kwargs)
 
     def predict(self, x, **kwargs):
         """`keras.Model.predict`, with the inputs checked as in `fit`."""
         with input_errors(self, kwargs):
             x, _ = self.input_checker().checked(x)
+            x, _, kwargs = untuned_on_tensorflow(x, None, kwargs)
             return super().predict(x, **kwargs)
 
     def input_checker(self):

@@ -244,6 +244,38 @@ def fit_arguments(x, kwargs):
     return kwargs
 
 
+def untuned_on_tensorflow(x, y, kwargs):
+    """On TensorFlow, `(x, y, kwargs)` of `evaluate` or `predict` with
+    arrays or strings `x` made a `tf.data.Dataset` of batches in order that
+    `tf.data` does not autotune (`batch_size` and `sample_weight` taken out
+    of `kwargs`); anything else, or on another backend, unchanged.
+
+    The pipelines Keras builds for arrays and keras-hub for strings are
+    autotuned, and on TensorFlow, whose own threads run both the pipeline
+    and the model, `predict` over them ran 1.4x slower a batch in most
+    calls (benchmarks/RESULTS.md, "TensorFlow's `predict`"). Training
+    measured no difference.
+    """
+    if (
+        keras.config.backend() != "tensorflow"
+        or x is None
+        or is_tf_dataset(x)
+        or is_batch_stream(x)
+    ):
+        return x, y, kwargs
+    import tensorflow as tf
+
+    kwargs = dict(kwargs)
+    batch_size = kwargs.pop("batch_size", None) or 32
+    rows = keras.utils.pack_x_y_sample_weight(
+        x, y, kwargs.pop("sample_weight", None)
+    )
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    batches = tf.data.Dataset.from_tensor_slices(rows).batch(batch_size)
+    return batches.with_options(options), None, kwargs
+
+
 def checked_batches(data, per_batch):
     """A generator or `keras.utils.PyDataset` like `data` whose batches go
     through `per_batch(x, y, sample_weight)` (which checks them) on the host
