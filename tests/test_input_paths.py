@@ -302,7 +302,7 @@ def test_arrays_are_evaluated_and_predicted_untuned_on_tensorflow(
     model = compiled(model_name)
     x = good_x(model_name)
     model.evaluate(x, MODELS[model_name][1](x), batch_size=3, verbose=0)
-    predictions = model.predict(x, batch_size=3, verbose=0)
+    predictions = model.predict(x, 3, 0)  # Keras' positional arguments.
     assert_untuned_on_tensorflow_only(inputs)
     assert len(inputs) == 2
     keras.tree.map_structure(

@@ -123,32 +123,33 @@ class CheckedInputs:
             return super().fit(x, y, *args, shuffle=False, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
+        kwargs = checks.by_name("evaluate", args, kwargs)
         if kwargs.get("_use_cached_eval_dataset"):
             # `fit`'s validation data, prepared there.
-            return super().evaluate(x, y, *args, **kwargs)
+            return super().evaluate(x, y, **kwargs)
         with checks.input_errors(self, kwargs):
             if checks.is_batch_stream(x) or self._takes_as_is(x):
                 x, y, kwargs["sample_weight"] = self._for_keras(
                     x, y, kwargs.get("sample_weight")
                 )
                 x, y, kwargs = checks.untuned_on_tensorflow(x, y, kwargs)
-                return keras.Model.evaluate(self, x, y, *args, **kwargs)
+                return keras.Model.evaluate(self, x, y, **kwargs)
             self._check_arrays(x, y)
             x, y, kwargs = checks.untuned_on_tensorflow(x, y, kwargs)
-            return super().evaluate(x, y, *args, **kwargs)
+            return super().evaluate(x, y, **kwargs)
 
-    def predict(self, x, batch_size=None, *args, **kwargs):
-        kwargs["batch_size"] = batch_size
+    def predict(self, x, *args, **kwargs):
+        kwargs = checks.by_name("predict", args, kwargs)
         with checks.input_errors(self, kwargs):
             if checks.is_batch_stream(x) or self._takes_as_is(x):
                 x = self._for_keras(x)[0]
                 x, _, kwargs = checks.untuned_on_tensorflow(
                     x, None, kwargs
                 )
-                return keras.Model.predict(self, x, *args, **kwargs)
+                return keras.Model.predict(self, x, **kwargs)
             self._check_arrays(x, None)
             x, _, kwargs = checks.untuned_on_tensorflow(x, None, kwargs)
-            return super().predict(x, *args, **kwargs)
+            return super().predict(x, **kwargs)
 
     def _takes_as_is(self, x):
         """Whether `x` is packed inputs as arrays (a dict of NumPy arrays

@@ -49,6 +49,7 @@ from keras_electra.training import distribution
 from keras_electra.training.optimizers import pretraining_optimizer
 from keras_electra.utils import preset_loading
 from keras_electra.utils.checks import InputChecker
+from keras_electra.utils.checks import by_name
 from keras_electra.utils.checks import check_sequence_length
 from keras_electra.utils.checks import fit_arguments
 from keras_electra.utils.checks import input_errors
@@ -599,8 +600,9 @@ class ElectraPretrainer(keras.Model):
                 **fit_arguments(x, kwargs),
             )
 
-    def evaluate(self, x=None, y=None, **kwargs):
+    def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, with the inputs checked as in `fit`."""
+        kwargs = by_name("evaluate", args, kwargs)
         if kwargs.get("_use_cached_eval_dataset"):
             # `fit`'s validation data, checked there.
             return super().evaluate(x, y=y, **kwargs)
@@ -609,8 +611,9 @@ class ElectraPretrainer(keras.Model):
             x, y, kwargs = untuned_on_tensorflow(x, y, kwargs)
             return super().evaluate(x, y=y, **kwargs)
 
-    def predict(self, x, **kwargs):
+    def predict(self, x, *args, **kwargs):
         """`keras.Model.predict`, with the inputs checked as in `fit`."""
+        kwargs = by_name("predict", args, kwargs)
         with input_errors(self, kwargs):
             x, _ = self.input_checker().checked(x)
             x, _, kwargs = untuned_on_tensorflow(x, None, kwargs)

@@ -244,6 +244,23 @@ def fit_arguments(x, kwargs):
     return kwargs
 
 
+# `keras.Model.evaluate`'s and `predict`'s arguments after `x` (and `y`), in
+# their order.
+_POSITIONAL_ARGUMENTS = {
+    "evaluate": (
+        "batch_size", "verbose", "sample_weight", "steps", "callbacks",
+        "return_dict",
+    ),
+    "predict": ("batch_size", "verbose", "steps", "callbacks"),
+}
+
+
+def by_name(method, args, kwargs):
+    """`kwargs` of `keras.Model`'s `method` ("evaluate" or "predict") with
+    its positional `args` after `x` (and `y`) added by name."""
+    return {**dict(zip(_POSITIONAL_ARGUMENTS[method], args)), **kwargs}
+
+
 def untuned_on_tensorflow(x, y, kwargs):
     """On TensorFlow, `(x, y, kwargs)` of `evaluate` or `predict` with
     arrays or strings `x` made a `tf.data.Dataset` of batches in order that
