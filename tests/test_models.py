@@ -27,6 +27,66 @@ def test_generator_logits_only_at_mask_positions():
     assert not any("output_kernel" in path for path in head_weights)
 
 
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_masked_lm_head_equals_keras_hub_forward_and_backward(
+    policy, monkeypatch
+):
+    from keras_electra.models import electra_heads
+
+    products = []
+    dense_with_bias = electra_heads.dense_with_bias
+
+    def counted(*args):
+        products.append(1)
+        return dense_with_bias(*args)
+
+    monkeypatch.setattr(electra_heads, "dense_with_bias", counted)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, 50, size=(4, 6)).astype("int32")
+    positions = rng.integers(0, 6, size=(4, 2)).astype("int32")
+    labels = rng.integers(0, 50, size=(4, 2)).astype("int32")
+
+    def masked_lm(head_class):
+        token_ids = keras.Input((6,), dtype="int32")
+        mask_positions = keras.Input((2,), dtype="int32")
+        embedding = keras.layers.ReversibleEmbedding(50, 8, dtype=policy)
+        head = head_class(
+            token_embedding=embedding, intermediate_activation="gelu",
+            dtype=policy,
+        )
+        logits = head(embedding(token_ids), mask_positions=mask_positions)
+        model = keras.Model([token_ids, mask_positions], logits)
+        model.compile(
+            optimizer=keras.optimizers.SGD(1.0),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+        return model
+
+    ours = masked_lm(electra_heads.MaskedLMHead)
+    theirs = masked_lm(keras_hub.layers.MaskedLMHead)
+    # A bias that is not zero.
+    theirs.set_weights([w + 0.1 for w in theirs.get_weights()])
+    ours.set_weights(theirs.get_weights())
+    products.clear()
+    logits = ours.predict_on_batch([ids, positions])
+    # On PyTorch in float32 the bias goes inside the product; elsewhere
+    # the head is keras-hub's.
+    fused = keras.config.backend() == "torch" and policy == "float32"
+    assert len(products) == (1 if fused else 0)
+    expected = theirs.predict_on_batch([ids, positions])
+    assert logits.dtype == expected.dtype
+    tolerance = 1e-5 if policy == "float32" else 2e-2
+    np.testing.assert_allclose(logits, expected, atol=tolerance,
+                               rtol=tolerance)
+    # One SGD step of learning rate 1: the weights move by the gradients.
+    products.clear()
+    ours.train_on_batch([ids, positions], labels)
+    theirs.train_on_batch([ids, positions], labels)
+    assert bool(products) == fused
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, atol=tolerance, rtol=tolerance)
+
+
 def test_discriminator_one_logit_per_token():
     discriminator = keras_electra.ElectraDiscriminator(tiny_backbone())
     logits = discriminator(tiny_batch(batch_size=3, length=20))

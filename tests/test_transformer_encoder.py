@@ -219,6 +219,34 @@ def test_torch_cpu_dropout_uses_every_word_of_its_draws_independently():
     assert float(dropped.max()) == pytest.approx(65536 / (65536 - 6554))
 
 
+@pytest.mark.skipif(
+    keras.config.backend() != "torch",
+    reason="torch_cpu_dropout is PyTorch's CPU path; every backend's "
+    "dropout is tested above.",
+)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_torch_cpu_dropout_keeps_dtype_mean_and_gradient(dtype):
+    import torch
+
+    torch.manual_seed(0)
+    inputs = (torch.rand(200, 1000) + 1).to(getattr(torch, dtype))
+    inputs.requires_grad_()
+    dropped = torch_dropout(inputs, 0.1)
+    assert dropped.dtype == inputs.dtype
+    dropped.float().sum().backward()
+    kept = (dropped != 0).float()
+    scale = 65536 / (65536 - 6554)
+    # The gradient is the mask times the inverse keep probability.
+    np.testing.assert_allclose(
+        inputs.grad.float().numpy(), (kept * scale).numpy(), rtol=1e-2
+    )
+    # Unbiased: the mean of the output is the mean of the input (5
+    # standard errors; bfloat16 rounds each product, not the scale).
+    mean_out, mean_in = (x.detach().float().mean() for x in (dropped, inputs))
+    ratio = float(mean_out / mean_in)
+    assert abs(ratio - 1) < 5 * np.sqrt(0.1 / 0.9 / inputs.numel()) + 1e-4
+
+
 def torch_dropout(inputs, rate):
     return electra_transformer_encoder.torch_cpu_dropout(inputs, rate)
 

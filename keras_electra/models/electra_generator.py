@@ -9,6 +9,7 @@ from keras_electra.models import electra_text_inputs as text_inputs
 from keras_electra.models.electra_backbone import ElectraBackbone
 from keras_electra.models.electra_backbone import electra_kernel_initializer
 from keras_electra.models.electra_backbone import gelu_activation
+from keras_electra.models.electra_heads import MaskedLMHead
 from keras_electra.models.electra_masked_lm_preprocessor import (
     SAVED_ARGUMENTS,
 )
@@ -26,8 +27,9 @@ class ElectraGenerator(
 ):
     """An `ElectraBackbone` with a masked-LM head, logits at masked positions.
 
-    The head is keras-hub's `MaskedLMHead`: dense to the embedding width,
-    GELU, LayerNorm, then the transposed token embedding (tied weights) plus a
+    The head is keras-hub's `MaskedLMHead` (`models/electra_heads.py`, the
+    bias inside the product on PyTorch): dense to the embedding width, GELU,
+    LayerNorm, then the transposed token embedding (tied weights) plus a
     bias, as in the original. Vocabulary logits are computed only at
     `mask_positions`, never over the whole sequence.
 
@@ -75,7 +77,7 @@ class ElectraGenerator(
         self.backbone = backbone
         backbone.pooled_dense.trainable = False  # Unused here.
         self.preprocessor = preprocessor
-        self.masked_lm_head = keras_hub.layers.MaskedLMHead(
+        self.masked_lm_head = MaskedLMHead(
             token_embedding=backbone.token_embedding,
             intermediate_activation=gelu_activation(backbone.approximate_gelu),
             layer_norm_epsilon=1e-12,

@@ -185,7 +185,9 @@ class ElectraSelfAttention(keras.layers.MultiHeadAttention):
             dense_with_bias(inputs, kernel, bias),
             (batch_size, length, 3, self._num_heads, self._key_dim),
         )
-        return outputs[:, :, 0], outputs[:, :, 1], outputs[:, :, 2]
+        # Unstacked, not sliced: the gradients of slices are summed into
+        # zeros of the whole product's size.
+        return ops.unstack(outputs, axis=2)
 
     def _project_output(self, attended):
         """`(batch, length, heads, value_dim)` -> `(batch, length, hidden)`."""
@@ -355,7 +357,13 @@ def torch_cpu_dropout(inputs, rate):
     # it is below the threshold.
     bits = draws.view(torch.int16)[:count].view(inputs.shape)
     keep = bits >= threshold - levels // 2
-    return inputs * keep * (levels / (levels - threshold))
+    scale = levels / (levels - threshold)
+    if inputs.dtype in (torch.float32, torch.float64):
+        # One product with a scaled mask, forward and backward: 30% faster
+        # than masking and scaling in turn (the mask costs 4 bytes, not 1).
+        return inputs * keep.to(inputs.dtype).mul_(scale)
+    # A 16-bit mask would round the scale (bfloat16: 1.109 for 1.111).
+    return inputs * keep * scale
 
 
 def jax_dropout(inputs, rate, key):
