@@ -188,6 +188,38 @@ def test_uniform_generator_replaces_at_random():
     assert logs["generator_loss"] == pytest.approx(np.log(VOCAB_SIZE), 1e-3)
 
 
+@pytest.mark.parametrize("embedding_sharing", ["tied", "gdes"])
+def test_uniform_generator_trains_only_the_discriminator(
+    embedding_sharing, recwarn
+):
+    pretrainer = tiny_pretrainer(
+        seed=8, uniform_generator=True, embedding_sharing=embedding_sharing
+    )
+    generator_only = [
+        v for v in pretrainer.generator.variables
+        if all(v is not w for w in pretrainer.discriminator.variables)
+    ]
+    assert generator_only
+    trainable = pretrainer.trainable_variables
+    assert not any(v is w for v in generator_only for w in trainable)
+    before = [keras.ops.convert_to_numpy(v).copy() for v in generator_only]
+    table = pretrainer.discriminator.backbone.token_embedding
+    pretrainer.compile(optimizer=keras_electra.electra_adamw(1e-2))
+    pretrainer.fit(tiny_batch(), batch_size=8, epochs=2, verbose=0)
+    # Untouched (no weight decay either), and no warning about variables
+    # without a gradient (TensorFlow's, for the generator's).
+    for variable, value in zip(generator_only, before):
+        np.testing.assert_array_equal(keras.ops.convert_to_numpy(variable),
+                                      value)
+    assert not [w for w in recwarn if "Gradients do not exist" in str(w.message)]
+    # The discriminator's table (its own, or GDES' delta) did train.
+    assert any(
+        np.abs(keras.ops.convert_to_numpy(v)).max() > 0
+        for v in table.trainable_variables
+        if "delta" in v.path or embedding_sharing == "tied"
+    )
+
+
 def test_loss_goes_down_with_fit():
     pretrainer = tiny_pretrainer(seed=9, generator_size=1.0)
     pretrainer.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=True)

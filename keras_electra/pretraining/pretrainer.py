@@ -304,6 +304,19 @@ class ElectraPretrainer(keras.Model):
             self.masked_lm = ElectraGenerator(
                 backbone, name="masked_lm", compile=False
             )
+        if uniform_generator:
+            # The ablation never calls the generator: its own variables
+            # would get no gradient (TensorFlow warns about each of them in
+            # every `fit`) and only weight decay. With GDES the
+            # discriminator reads the generator's table, but through a
+            # `stop_gradient`.
+            trained = {id(v) for v in self.discriminator.variables}
+            if embedding_sharing == "gdes":
+                table = self.generator.backbone.token_embedding.embeddings
+                trained.discard(id(table))
+            for variable in self.generator.variables:
+                if id(variable) not in trained:
+                    variable.trainable = False
         self.tokenizer = tokenizer
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._create_metrics(spec)
