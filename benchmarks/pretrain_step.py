@@ -13,6 +13,8 @@ The Keras backend comes from the `KERAS_BACKEND` environment variable:
     KERAS_BACKEND=jax python benchmarks/pretrain_step.py --quick
     KERAS_BACKEND=tensorflow python benchmarks/pretrain_step.py --demo \
         --jit-compile auto     # the step `make demo` runs
+    KERAS_BACKEND=torch python benchmarks/pretrain_step.py --steps 3 \
+        --jit-compile auto --profile-ops 25   # where PyTorch's step goes
 
 It prints a markdown table row and writes the details as JSON to `--output`.
 """
@@ -127,6 +129,17 @@ def parse_args(argv=None):
         "--preset, --vocab-size, --sequence-length and --batch-size.",
     )
     parser.add_argument(
+        "--profile-ops",
+        type=int,
+        default=0,
+        metavar="N",
+        help="PyTorch only: profile the timed steps with torch.profiler and "
+        "print the N operators (by input shapes) with the most time of "
+        "their own per step; the step time then includes the profiler's "
+        "overhead. (JAX's and TensorFlow's profilers write traces instead: "
+        "jax.profiler, tf.profiler.)",
+    )
+    parser.add_argument(
         "--seed", type=int, default=0, help="Seed for weights and data."
     )
     parser.add_argument(
@@ -158,6 +171,13 @@ def parse_args(argv=None):
     for name in ("batch_size", "steps", "warmup_steps"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1.")
+    if args.profile_ops < 0:
+        parser.error("--profile-ops must be at least 0.")
+    if args.profile_ops and keras.backend.backend() != "torch":
+        parser.error(
+            "--profile-ops needs KERAS_BACKEND=torch (torch.profiler); got "
+            f"{keras.backend.backend()}."
+        )
     if args.vocab_size <= 103:
         parser.error(
             "--vocab-size must be above 103 ([MASK] is id 103 in the "
@@ -223,12 +243,15 @@ def main(argv=None):
         args.seed,
     )
     clock = StepClock(batches=(args.warmup_steps - 1, total_steps - 1))
+    callbacks = [clock]
+    if args.profile_ops:
+        callbacks.append(TorchOpProfile(args.warmup_steps))
     pretrainer.fit(
         data,
         batch_size=args.batch_size,
         epochs=1,
         shuffle=False,
-        callbacks=[clock],
+        callbacks=callbacks,
         verbose=0,
     )
 
@@ -273,6 +296,8 @@ def main(argv=None):
             "cpu_count": os.cpu_count(),
         },
     }
+    if args.profile_ops:
+        result["profile"] = callbacks[-1].top_ops(args.steps, args.profile_ops)
     write_json(args.output, result)
 
     print(TABLE_HEADER)
@@ -287,7 +312,57 @@ def main(argv=None):
         f"compilation included); {result['parameters']:,} parameters. "
         f"Wrote {args.output}"
     )
+    if args.profile_ops:
+        print(
+            "\nOperators with the most time of their own, per timed step "
+            "(torch.profiler; the step above includes its overhead):\n\n"
+            "| operator | input shapes | calls | ms |\n|---|---|---:|---:|"
+        )
+        for row in result["profile"]:
+            print(
+                f"| {row['operator']} | {row['input_shapes']} | "
+                f"{row['calls_per_step']:g} | {row['self_ms_per_step']:.1f} |"
+            )
     return 0
+
+
+class TorchOpProfile(keras.callbacks.Callback):
+    """`torch.profiler` over the steps after the first `warmup_steps`."""
+
+    def __init__(self, warmup_steps):
+        super().__init__()
+        import torch
+
+        self.warmup_steps = warmup_steps
+        self.profile = torch.profiler.profile(
+            activities=[torch.profiler.ProfilerActivity.CPU],
+            record_shapes=True,
+        )
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.warmup_steps - 1:
+            self.profile.start()
+
+    def on_train_end(self, logs=None):
+        self.profile.stop()
+
+    def top_ops(self, steps, count):
+        """The `count` operators (by input shapes) with the most self time,
+        per step: `{"operator", "input_shapes", "calls_per_step",
+        "self_ms_per_step"}`."""
+        rows = [
+            {
+                "operator": event.key,
+                "input_shapes": str(event.input_shapes),
+                "calls_per_step": round(event.count / steps, 2),
+                "self_ms_per_step": round(
+                    event.self_cpu_time_total / 1000 / steps, 3
+                ),
+            }
+            for event in self.profile.key_averages(group_by_input_shape=True)
+        ]
+        rows.sort(key=lambda row: -row["self_ms_per_step"])
+        return rows[:count]
 
 
 if __name__ == "__main__":

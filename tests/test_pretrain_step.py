@@ -1,5 +1,6 @@
 """benchmarks/pretrain_step.py: `--demo` times the demo's own model and
-settings, and refuses to be mixed with a preset."""
+settings, and refuses to be mixed with a preset; `--profile-ops` lists the
+costliest operators on PyTorch."""
 
 import json
 
@@ -37,3 +38,25 @@ def test_demo_times_the_demos_model(tmp_path, monkeypatch):
 def test_demo_is_not_mixed_with_a_preset(flag):
     with pytest.raises(SystemExit):
         pretrain_step.parse_args(["--demo", *flag])
+
+
+def test_profile_lists_the_costliest_operators_on_torch(tmp_path, capsys):
+    import keras
+
+    argv = ["--preset", "electra_tiny", "--vocab-size", "500",
+            "--sequence-length", "16", "--batch-size", "2", "--steps", "2",
+            "--warmup-steps", "1", "--jit-compile", "auto",
+            "--profile-ops", "4", "--output", str(tmp_path / "step.json")]
+    if keras.config.backend() != "torch":
+        # torch.profiler only; the other backends' profilers write traces.
+        with pytest.raises(SystemExit):
+            pretrain_step.parse_args(argv)
+        assert "KERAS_BACKEND=torch" in capsys.readouterr().err
+        return
+    pretrain_step.main(argv)
+    profile = json.loads((tmp_path / "step.json").read_text())["profile"]
+    assert len(profile) == 4
+    times = [row["self_ms_per_step"] for row in profile]
+    assert times == sorted(times, reverse=True) and times[-1] > 0
+    assert any(row["operator"].startswith("aten::") for row in profile)
+    assert profile[0]["operator"] in capsys.readouterr().out
