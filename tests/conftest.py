@@ -62,6 +62,20 @@ def tiny_batch(batch_size=8, length=24, seed=0, num_padded=6):
     }
 
 
+def count_calls(monkeypatch, module, name):
+    """Wraps `module.name` for the test so that each call is recorded;
+    returns the list of recorded positional arguments."""
+    calls = []
+    function = getattr(module, name)
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return function(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, counted)
+    return calls
+
+
 def numpy_tree(tree):
     return keras.tree.map_structure(keras.ops.convert_to_numpy, tree)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import keras_electra
-from conftest import TINY, VOCAB_SIZE, numpy_tree, tiny_backbone, tiny_batch
+from conftest import TINY, VOCAB_SIZE, count_calls, numpy_tree, tiny_backbone
+from conftest import tiny_batch
 
 
 def test_backbone_output_shapes():
@@ -33,14 +34,7 @@ def test_masked_lm_head_equals_keras_hub_forward_and_backward(
 ):
     from keras_electra.models import electra_heads
 
-    products = []
-    dense_with_bias = electra_heads.dense_with_bias
-
-    def counted(*args):
-        products.append(1)
-        return dense_with_bias(*args)
-
-    monkeypatch.setattr(electra_heads, "dense_with_bias", counted)
+    products = count_calls(monkeypatch, electra_heads, "dense_with_bias")
     rng = np.random.default_rng(0)
     ids = rng.integers(0, 50, size=(4, 6)).astype("int32")
     positions = rng.integers(0, 6, size=(4, 2)).astype("int32")

@@ -9,6 +9,7 @@ import keras_hub
 import numpy as np
 import pytest
 
+from conftest import count_calls
 from keras_electra.models import electra_transformer_encoder
 from keras_electra.models.electra_transformer_encoder import ElectraDense
 from keras_electra.models.electra_transformer_encoder import ElectraDropout
@@ -27,19 +28,6 @@ def hidden_states(batch=2, length=6, width=8, seed=0):
 
 def padding_mask():
     return np.array([[1, 1, 1, 1, 0, 0], [1, 1, 1, 1, 1, 1]], "int32")
-
-
-def count_fused_calls(monkeypatch):
-    calls = []
-    fused = keras.ops.dot_product_attention
-
-    def counted(*args, **kwargs):
-        calls.append(1)
-        return fused(*args, **kwargs)
-
-    monkeypatch.setattr(electra_transformer_encoder.ops, "dot_product_attention",
-                        counted)
-    return calls
 
 
 def test_layer_matches_keras_hub_under_its_names():
@@ -62,7 +50,9 @@ def test_layer_matches_keras_hub_under_its_names():
 
 
 def test_inference_runs_the_fused_kernel(monkeypatch):
-    calls = count_fused_calls(monkeypatch)
+    calls = count_calls(
+        monkeypatch, electra_transformer_encoder.ops, "dot_product_attention"
+    )
     attention = ElectraSelfAttention(num_heads=2, key_dim=4, dropout=0.1)
     x = hidden_states()
     attention(x, x, training=False)
@@ -122,15 +112,9 @@ def test_training_on_torch_cpu_drops_weights_with_torch_cpu_dropout(
 def test_one_product_projections_equal_multi_head_attention(
     policy, monkeypatch
 ):
-    products = []
-    dense_with_bias = electra_transformer_encoder.dense_with_bias
-
-    def counted(*args):
-        products.append(1)
-        return dense_with_bias(*args)
-
-    monkeypatch.setattr(electra_transformer_encoder, "dense_with_bias",
-                        counted)
+    products = count_calls(
+        monkeypatch, electra_transformer_encoder, "dense_with_bias"
+    )
     mask = np.repeat(padding_mask()[:, None, :], 6, axis=1)
     ours = ElectraSelfAttention(num_heads=2, key_dim=4, dtype=policy)
     # One tensor as query and value, in the compute dtype (as in the
