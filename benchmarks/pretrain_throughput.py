@@ -60,9 +60,15 @@ generator's MLM head (dense and vocabulary logits) only at the masked
 positions. A variant that computes more (Hugging Face's `ElectraForMaskedLM`
 computes vocabulary logits at every position) gets no credit for it.
 
-Fine-tuning and inference: the same comparison for `ElectraTextClassifier`
-vs `ElectraForSequenceClassification` (2 classes): a training step
-(AdamW, cross-entropy) and `predict` / an `inference_mode` forward pass.
+Fine-tuning and inference (`--tasks`): the same comparison for each task
+model against its transformers counterpart, `ElectraTextClassifier` vs
+`ElectraForSequenceClassification` (2 classes), `ElectraTokenClassifier` vs
+`ElectraForTokenClassification` (9 classes, as CoNLL-2003's NER tags) and
+`ElectraQuestionAnswerer` vs `ElectraForQuestionAnswering`: a training step
+(the task's `compile()` defaults: AdamW 1e-4 with weight decay off
+LayerNorm and biases, cross-entropy, and accuracy for the classifiers;
+`hf_adamw` on the transformers side) and `predict` / an `inference_mode`
+forward pass.
 `predict` is timed in steady state like `fit()`, by a callback between its
 steps: one call over all the timed batches, its first batch untimed (the
 call's set-up, up to a second on 2 cores with TensorFlow's `tf.data`
@@ -139,6 +145,19 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 BACKENDS = ("tensorflow", "jax", "torch")
+# --tasks: the Keras task model, its transformers counterpart and the classes
+# of its output layer (None: the question answerer's start and end logits).
+TASKS = {
+    "classifier": (
+        "ElectraTextClassifier", "ElectraForSequenceClassification", 2
+    ),
+    "token_classifier": (
+        "ElectraTokenClassifier", "ElectraForTokenClassification", 9
+    ),
+    "question_answerer": (
+        "ElectraQuestionAnswerer", "ElectraForQuestionAnswering", None
+    ),
+}
 PRECISIONS = ("fp32", "bf16")
 KERAS_POLICY = {"fp32": "float32", "bf16": "mixed_bfloat16"}
 # BERT-uncased special ids, as `ElectraPretrainer` defaults.
@@ -280,7 +299,13 @@ def parse_args(argv=None):
     add(
         "--skip-finetune",
         action="store_true",
-        help="Skip the classifier fine-tuning/inference comparison.",
+        help="Skip the fine-tuning/inference comparisons.",
+    )
+    add(
+        "--tasks",
+        default=",".join(TASKS),
+        help="Comma-separated task models of the fine-tuning/inference "
+        f"comparisons, one table each [{','.join(TASKS)}].",
     )
     add(
         "--skip-pretrain",
@@ -290,7 +315,7 @@ def parse_args(argv=None):
     add(
         "--finetune-precisions",
         default=None,
-        help="Precisions of the classifier comparison [fp32,bf16].",
+        help="Precisions of the fine-tuning comparisons [fp32,bf16].",
     )
     add(
         "--matmul-size",
@@ -318,7 +343,7 @@ def parse_args(argv=None):
         if getattr(args, name) is None:
             setattr(args, name, value)
     if args.gpu_table:
-        # No classifier in the GPU table; no TensorFlow on the GPU machine.
+        # No fine-tuning in the GPU table; no TensorFlow on the GPU machine.
         args.skip_finetune = True
         args.backends = args.backends or "jax,torch"
         args.precisions = args.precisions or "bf16"
@@ -327,6 +352,10 @@ def parse_args(argv=None):
     args.precisions = (args.precisions or "fp32,bf16").split(",")
     args.torch_jit_compile = args.torch_jit_compile or args.jit_compile
     args.finetune_precisions = args.finetune_precisions.split(",")
+    args.tasks = args.tasks.split(",")
+    for task in args.tasks:
+        if task not in TASKS:
+            parser.error(f"--tasks: {task!r} is not one of {tuple(TASKS)}.")
     for backend in args.backends:
         if backend not in BACKENDS:
             parser.error(f"--backends: {backend!r} is not one of {BACKENDS}.")
@@ -598,13 +627,14 @@ def main(argv=None):
         "seed": args.seed,
         "device": args.device,
     }
-    pretrain_specs = [] if args.skip_pretrain else variant_specs(
-        args, args.precisions, "", common, phases=["train"]
-    )
-    finetune_specs = [] if args.skip_finetune else variant_specs(
-        args, args.finetune_precisions, "-classifier", common,
-        phases=["train", "predict"],
-    )
+    comparisons = [] if args.skip_pretrain else [
+        ("pretrain", variant_specs(args, args.precisions, None, common))
+    ]
+    if not args.skip_finetune:
+        comparisons += [
+            (task, variant_specs(args, args.finetune_precisions, task, common))
+            for task in args.tasks
+        ]
 
     started = time.time()
     result = {
@@ -633,14 +663,13 @@ def main(argv=None):
         print("Matmul peak ...", file=sys.stderr, flush=True)
         peaks = measure_peaks(args, env, log_dir, "before")
         if args.gpu_table:
+            [(_, pretrain_specs)] = comparisons
             workers, failures = run_one_at_a_time(
                 pretrain_specs, env, log_dir, args.rounds, args.time_limit
             )
             sections = [("pretrain", workers)]
         else:
-            sections = run_sections(
-                args, env, log_dir, pretrain_specs, finetune_specs
-            )
+            sections = run_sections(args, env, log_dir, comparisons)
             if not args.quick:
                 peaks += measure_peaks(args, env, log_dir, "after")
 
@@ -735,14 +764,13 @@ def run_one_at_a_time(specs, env, log_dir, rounds, time_limit):
     return workers, failures
 
 
-def run_sections(args, env, log_dir, pretrain_specs, finetune_specs):
+def run_sections(args, env, log_dir, comparisons):
     """The CPU tables' schedule: the variants of a section held at once,
-    their timed chunks alternating. Returns [(title, workers)]."""
+    their timed chunks alternating. `comparisons` is [(title, specs)], a
+    table each. Returns [(title, workers)]."""
     sections = []
-    for title, specs, phases in (
-        ("pretrain", pretrain_specs, ["train"]),
-        ("finetune", finetune_specs, ["train", "predict"]),
-    ):
+    for title, specs in comparisons:
+        phases = specs[0]["phases"] if specs else []
         backends = list(dict.fromkeys(s["backend"] for s in specs if "backend" in s))
         if args.quick or len(backends) < 2:
             sections += [(title, specs, phases)] if specs else []
@@ -812,10 +840,13 @@ def print_cpu_load(args, machine):
         )
 
 
-def variant_specs(args, precisions, suffix, common, phases):
+def variant_specs(args, precisions, task, common):
     """One worker spec per backend and precision, and per transformers
-    baseline: eager, and in the GPU table also `torch.compile`."""
-    task = "classifier" if suffix else "pretrain"
+    baseline: eager, and in the GPU table also `torch.compile`. `task` is
+    None for pre-training, else one of `TASKS`."""
+    kind = "finetune" if task else "pretrain"
+    suffix = "-" + task.replace("_", "-") if task else ""
+    phases = ["train", "predict"] if task else ["train"]
     baselines = [] if args.no_hf else ["eager"]
     if args.gpu_table and not args.no_hf:
         baselines.append("compile")
@@ -826,7 +857,8 @@ def variant_specs(args, precisions, suffix, common, phases):
                 {
                     **common,
                     "name": f"keras-{backend}{suffix}/{precision}",
-                    "kind": f"keras_{task}",
+                    "kind": f"keras_{kind}",
+                    "task": task,
                     "backend": backend,
                     "jit_compile": (
                         args.torch_jit_compile
@@ -840,7 +872,8 @@ def variant_specs(args, precisions, suffix, common, phases):
                 {
                     **common,
                     "name": f"hf-torch-{mode}{suffix}/{precision}",
-                    "kind": f"hf_{task}",
+                    "kind": f"hf_{kind}",
+                    "task": task,
                     "hf_mode": mode,
                     "compile_backend": (
                         args.hf_compile_backend if mode == "compile" else None
@@ -888,8 +921,10 @@ def summarise(title, workers, args, discriminator, generator, peak):
                     args.sequence_length, MASK_RATE,
                 )
             else:
-                step_flops = flops.classifier_step_flops(
-                    discriminator, args.batch_size, args.sequence_length,
+                num_classes = TASKS[spec["task"]][2]
+                step_flops = flops.finetuning_step_flops(
+                    spec["task"], discriminator, args.batch_size,
+                    args.sequence_length, num_classes or 2,
                     training=phase == "train",
                 )
             row[phase] = {
@@ -951,7 +986,8 @@ def markdown_table(title, rows, args):
         f"**{title}**: " + (
             "whole pre-training step (generator + discriminator)"
             if title == "pretrain"
-            else "classifier train step and predict"
+            else f"{TASKS[title][0]} vs {TASKS[title][1]}, train step and "
+            "predict"
         ),
         "",
         "| " + " | ".join(header) + " |",
@@ -1064,20 +1100,32 @@ def peak_rss_mb():
 
 
 def random_batches(spec, count):
-    """`count` batches of `[CLS] random ids [SEP]`, the same in every worker."""
+    """`count` batches of `[CLS] random ids [SEP]` and the task's targets
+    (named as transformers' arguments), the same in every worker."""
     import numpy as np
 
     rng = np.random.default_rng(spec["seed"])
     vocab = spec["discriminator"]["vocab_size"]
-    shape = (count * spec["batch_size"], spec["sequence_length"])
-    token_ids = rng.integers(MASK + 1, vocab, size=shape, dtype="int32")
+    rows, length = count * spec["batch_size"], spec["sequence_length"]
+    token_ids = rng.integers(MASK + 1, vocab, size=(rows, length), dtype="int32")
     token_ids[:, 0], token_ids[:, -1] = CLS, SEP
-    return {
+    inputs = {
         "token_ids": token_ids,
         "segment_ids": np.zeros_like(token_ids),
         "padding_mask": np.ones_like(token_ids),
-        "labels": rng.integers(0, 2, size=shape[0], dtype="int32"),
     }
+    task = spec.get("task")
+    if task == "question_answerer":
+        # An answer span inside the sequence, start <= end.
+        start = rng.integers(1, length - 1, size=rows, dtype="int32")
+        end = np.minimum(start + rng.integers(0, 8, size=rows), length - 2)
+        targets = {"start_positions": start, "end_positions": end.astype("int32")}
+    elif task == "token_classifier":
+        labels = rng.integers(0, TASKS[task][2], size=(rows, length))
+        targets = {"labels": labels.astype("int32")}
+    else:
+        targets = {"labels": rng.integers(0, 2, size=rows, dtype="int32")}
+    return inputs, targets
 
 
 def run_worker(spec):
@@ -1092,9 +1140,9 @@ def run_worker(spec):
         return matmul_peak_worker(spec, conductor)
     runner = {
         "keras_pretrain": keras_worker,
-        "keras_classifier": keras_worker,
+        "keras_finetune": keras_worker,
         "hf_pretrain": hf_pretrain_worker,
-        "hf_classifier": hf_classifier_worker,
+        "hf_finetune": hf_finetune_worker,
     }[kind]
     details = runner(spec, conductor)
     conductor.send(
@@ -1194,8 +1242,7 @@ def keras_worker(spec, conductor):
         # torch.compile recompiles during the first steps.
         spec["warmup_steps"] = max(spec["warmup_steps"], TORCH_COMPILE_WARMUP)
     vocab_size = spec["discriminator"]["vocab_size"]
-    data = random_batches(spec, total_steps(spec))
-    labels = data.pop("labels")
+    data, targets = random_batches(spec, total_steps(spec))
     if spec["kind"] == "keras_pretrain":
         model = keras_electra.ElectraPretrainer.from_preset(
             spec["preset"],
@@ -1213,19 +1260,17 @@ def keras_worker(spec, conductor):
         model.compile(jit_compile=jit_compile)
         y = None
     else:
-        model = keras_electra.ElectraTextClassifier.from_preset(
+        model_name, _, num_classes = TASKS[spec["task"]]
+        head = {} if num_classes is None else {"num_classes": num_classes}
+        model = getattr(keras_electra, model_name).from_preset(
             spec["preset"],
-            num_classes=2,
             vocab_size=vocab_size,
             approximate_gelu=False,
+            **head,
         )
-        optimizer = keras.optimizers.AdamW(1e-4, weight_decay=0.01)
-        model.compile(
-            optimizer=optimizer,
-            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            jit_compile=jit_compile,
-        )
-        y = labels
+        # As a user compiles it: the task's optimizer, loss and metrics.
+        model.compile(jit_compile=jit_compile)
+        y = targets.get("labels", targets)
     clock = chunk_clock(spec, conductor, versions, rss_after_import)
     model.fit(
         data,
@@ -1299,10 +1344,9 @@ def predict_clock(spec, conductor):
 
     class PredictClock(keras.callbacks.Callback):
         def on_predict_batch_end(self, batch, logs=None):
-            # NumPy outputs wait for the step to finish.
-            keras.tree.map_structure(
-                keras.ops.convert_to_numpy, logs["outputs"]
-            )
+            # NumPy outputs wait for the step to finish. (Keras flattens
+            # a dict of outputs into the logs, else they are "outputs".)
+            keras.tree.map_structure(keras.ops.convert_to_numpy, logs)
             chunk = spec["chunk_steps"]
             if batch % chunk:
                 return
@@ -1422,7 +1466,7 @@ def hf_pretrain_worker(spec, conductor):
         )
         # The first steps compile (and may recompile): untimed.
         spec["warmup_steps"] = max(spec["warmup_steps"], TORCH_COMPILE_WARMUP)
-    data = random_batches(spec, total_steps(spec))
+    data, _ = random_batches(spec, total_steps(spec))
     batches = [
         {
             key: torch.from_numpy(
@@ -1541,29 +1585,31 @@ def original_masking(torch, input_ids, attention_mask, max_masked):
     }
 
 
-def hf_classifier_worker(spec, conductor):
+def hf_finetune_worker(spec, conductor):
     torch, transformers, versions = hf_setup(spec)
     rss_after_import = rss_mb()
-    model = transformers.ElectraForSequenceClassification(
-        hf_config(transformers, spec["discriminator"], num_labels=2)
+    _, model_name, num_classes = TASKS[spec["task"]]
+    head = {} if num_classes is None else {"num_labels": num_classes}
+    model = getattr(transformers, model_name)(
+        hf_config(transformers, spec["discriminator"], **head)
     )
     optimizer, _ = hf_adamw(torch, [model], 1e-4)
-    data = random_batches(spec, total_steps(spec))
+    inputs, targets = random_batches(spec, total_steps(spec))
+    names = {
+        "input_ids": "token_ids",
+        "token_type_ids": "segment_ids",
+        "attention_mask": "padding_mask",
+    }
     size = spec["batch_size"]
     batches = [
         {
-            "input_ids": torch.from_numpy(
-                data["token_ids"][i : i + size]
-            ).long(),
-            "token_type_ids": torch.from_numpy(
-                data["segment_ids"][i : i + size]
-            ).long(),
-            "attention_mask": torch.from_numpy(
-                data["padding_mask"][i : i + size]
-            ).long(),
-            "labels": torch.from_numpy(data["labels"][i : i + size]).long(),
+            name: torch.from_numpy(array[i : i + size]).long()
+            for name, array in [
+                *((name, inputs[key]) for name, key in names.items()),
+                *targets.items(),
+            ]
         }
-        for i in range(0, len(data["token_ids"]), size)
+        for i in range(0, len(inputs["token_ids"]), size)
     ]
     bf16 = spec["precision"] == "bf16"
     cursor = iter(range(10**9))
@@ -1580,13 +1626,14 @@ def hf_classifier_worker(spec, conductor):
 
     def predict_step():
         model.eval()
-        batch = dict(batches[next(cursor) % len(batches)])
-        batch.pop("labels")
+        batch = batches[next(cursor) % len(batches)]
+        features = {name: batch[name] for name in names}
         with torch.inference_mode(), torch.autocast(
             "cpu", dtype=torch.bfloat16, enabled=bf16
         ):
-            logits = model(**batch).logits.float().numpy()
-        return float(logits[0, 0])
+            # Every output to NumPy, as Keras' predict() hands them over.
+            outputs = [x.float().numpy() for x in model(**features).to_tuple()]
+        return float(outputs[0].flat[0])
 
     hf_timed_loop(spec, conductor, "train", train_step, versions,
                   rss_after_import, warmup=True)

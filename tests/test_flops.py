@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from conftest import tiny_backbone
 from conftest import tiny_pretrainer
 from keras_electra.pretraining import flops
 
@@ -80,6 +81,43 @@ def test_objectives_pay_for_what_they_compute(pretrainer):
     ) == 2 * cost["mlm"]
 
 
+@pytest.mark.parametrize("task", flops.FINETUNING_TASKS)
+def test_finetuning_counts_the_encoder_and_the_heads_kernels(task):
+    import keras_electra
+
+    backbone = tiny_backbone()
+    config = backbone.get_config()
+    model = {
+        "classifier": lambda: keras_electra.ElectraTextClassifier(
+            backbone, num_classes=3
+        ),
+        "token_classifier": lambda: keras_electra.ElectraTokenClassifier(
+            backbone, num_classes=3
+        ),
+        "question_answerer": lambda: keras_electra.ElectraQuestionAnswerer(
+            backbone
+        ),
+    }[task]()
+    encoder = {id(w) for w in backbone.weights}
+    head = sum(
+        math.prod(w.shape)
+        for w in model.weights
+        if w.path.endswith("kernel") and id(w) not in encoder
+    )
+    batch_size, length = 2, 16
+    # The sequence classifier's head runs on `[CLS]` alone.
+    positions = batch_size * (1 if task == "classifier" else length)
+    forward = flops.encoder_forward_flops(
+        config, batch_size * length, length
+    ) + 2 * positions * head
+    assert flops.finetuning_step_flops(
+        task, config, batch_size, length, num_classes=3, training=False
+    ) == forward
+    assert flops.finetuning_step_flops(
+        task, config, batch_size, length, num_classes=3
+    ) == 3 * forward
+
+
 def test_bad_arguments():
     config = {"vocab_size": 10, "num_layers": 1, "hidden_dim": 4,
               "embedding_dim": 4, "intermediate_dim": 8}
@@ -87,6 +125,8 @@ def test_bad_arguments():
         flops.pretraining_step_flops("electra", config)
     with pytest.raises(ValueError, match="Unknown objective"):
         flops.pretraining_step_flops("bert", config)
+    with pytest.raises(ValueError, match="Unknown task 'ranker'"):
+        flops.finetuning_step_flops("ranker", config, 2, 16)
 
 
 def test_objectives_with_a_generator_match_the_objective_table():

@@ -104,12 +104,44 @@ def pretraining_step_flops(
     return 3 * forward
 
 
-def classifier_step_flops(config, batch_size, sequence_length, training=True):
-    """FLOPs of a sequence classifier's training step (3x forward) or
-    prediction (1x forward): the encoder and a dense + 2-class head."""
-    forward = encoder_forward_flops(
-        config, batch_size * sequence_length, sequence_length
-    )
+# The fine-tuning heads: a dense layer on `[CLS]` and the output layer
+# (Hugging Face's `ElectraClassificationHead`), or an output layer on every
+# token (token classification; question answering's start and end logits).
+FINETUNING_TASKS = ("classifier", "token_classifier", "question_answerer")
+
+
+def finetuning_step_flops(
+    task, config, batch_size, sequence_length, num_classes=2, training=True
+):
+    """FLOPs of a fine-tuning training step (3x forward) or of a prediction
+    (1x forward): the encoder and the task's head.
+
+    Args:
+        task: one of `FINETUNING_TASKS`: `"classifier"`
+            (`ElectraTextClassifier`), `"token_classifier"`
+            (`ElectraTokenClassifier`) or `"question_answerer"`
+            (`ElectraQuestionAnswerer`, whose two outputs are the start and
+            end logits; `num_classes` is ignored).
+        config: the backbone's config.
+        batch_size: sequences per step.
+        sequence_length: tokens per sequence.
+        num_classes: outputs of the classifiers' last layer.
+        training: a training step if True, else a prediction.
+
+    Returns:
+        The FLOPs, as an int.
+    """
+    tokens = batch_size * sequence_length
     hidden = config["hidden_dim"]
-    forward += batch_size * 2 * (hidden * hidden + 2 * hidden)
+    if task == "classifier":
+        head = batch_size * 2 * (hidden * hidden + hidden * num_classes)
+    elif task == "token_classifier":
+        head = tokens * 2 * hidden * num_classes
+    elif task == "question_answerer":
+        head = tokens * 2 * hidden * 2
+    else:
+        raise ValueError(
+            f"Unknown task '{task}'; expected one of {FINETUNING_TASKS}."
+        )
+    forward = encoder_forward_flops(config, tokens, sequence_length) + head
     return 3 * forward if training else forward

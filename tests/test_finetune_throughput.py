@@ -1,0 +1,79 @@
+"""benchmarks/pretrain_throughput.py's fine-tuning tables, run with a tiny
+model: each task model's training step and `predict` against its
+transformers counterpart, with the task's FLOPs.
+
+The script starts its own Keras and transformers workers whatever
+KERAS_BACKEND says, so it runs in the torch pass of the suite alone (the
+Makefile runs the suite once per backend); the task models themselves are
+tested on every backend in their own files."""
+
+import json
+import math
+
+import pytest
+
+from conftest import backend
+from keras_electra.pretraining import flops
+from scripts import load_script
+
+pytestmark = pytest.mark.skipif(
+    backend() != "torch",
+    reason="the script picks its own backends: one pass of the suite runs it",
+)
+
+throughput = load_script("benchmarks/pretrain_throughput.py")
+
+
+def test_each_task_gets_a_table_against_its_transformers_model(tmp_path):
+    output = tmp_path / "finetune.json"
+    tasks = ["token_classifier", "question_answerer"]
+    # One thread: two pytest workers share two cores.
+    status = throughput.main(
+        ["--skip-pretrain", "--quick", "--backends", "torch", "--tasks",
+         ",".join(tasks), "--preset", "electra_tiny", "--vocab-size", "512",
+         "--batch-size", "2", "--sequence-length", "16", "--warmup-steps",
+         "1", "--chunk-steps", "1", "--rounds", "1", "--matmul-size", "256",
+         "--threads", "1", "--output", str(output)]
+    )
+    assert status == 0
+    result = json.loads(output.read_text())
+    rows = result["variants"]
+    assert [(row["section"], row["variant"]) for row in rows] == [
+        ("token_classifier", "keras-torch-token-classifier/fp32"),
+        ("token_classifier", "hf-torch-eager-token-classifier/fp32"),
+        ("question_answerer", "keras-torch-question-answerer/fp32"),
+        ("question_answerer", "hf-torch-eager-question-answerer/fp32"),
+    ]
+    peak = result["peak_flops"]["fp32"]
+    for row in rows:
+        task = row["section"]
+        for phase in ("train", "predict"):
+            stats = row[phase]
+            assert stats["model_flops_per_step"] == flops.finetuning_step_flops(
+                task, result["discriminator"], 2, 16,
+                num_classes=throughput.TASKS[task][2] or 2,
+                training=phase == "train",
+            )
+            seconds = stats["step_ms"] / 1000
+            assert stats["mfu"] == pytest.approx(
+                stats["model_flops_per_step"] / seconds / peak, abs=1e-4
+            )
+            assert stats["vs_hf_fp32"] > 0
+        if row["variant"].startswith("hf"):
+            assert row["train"]["vs_hf_fp32"] == 1
+            assert row["predict"]["vs_hf_fp32"] == 1
+        else:
+            # A training step ran on the task's targets: a finite loss.
+            assert math.isfinite(row["details"]["loss_last"])
+    assert [table.splitlines()[0] for table in result["tables"]] == [
+        "**token_classifier**: ElectraTokenClassifier vs "
+        "ElectraForTokenClassification, train step and predict",
+        "**question_answerer**: ElectraQuestionAnswerer vs "
+        "ElectraForQuestionAnswering, train step and predict",
+    ]
+
+
+def test_an_unknown_task_is_refused(capsys):
+    with pytest.raises(SystemExit):
+        throughput.parse_args(["--tasks", "classifier,ranker"])
+    assert "--tasks: 'ranker' is not one of" in capsys.readouterr().err
