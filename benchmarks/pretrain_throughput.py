@@ -35,7 +35,9 @@ many cores). On a busy machine PyTorch with several threads suffers most:
 the script warns when the load average says other jobs are running.
 
 How it is measured. Every variant runs in its own subprocess (so that its
-peak resident memory, `ru_maxrss`, is its own). The workers are started
+peak resident memory, `ru_maxrss`, is its own; the tables also give the
+RSS after the imports and the peak above it, what the model and its steps
+added: keras-hub imports TensorFlow on every backend). The workers are started
 first; each builds its model, compiles and runs `--warmup-steps` untimed
 steps, then waits. Then, round after round, each worker in turn runs
 `--chunk-steps` timed steps while the others sleep: the variants alternate,
@@ -981,7 +983,10 @@ def markdown_table(title, rows, args):
             "× HF bf16",
             "MFU",
         ]
-    header += ["peak RSS MB", "RSS after imports MB"]
+    # The last column is what the model and its step added to the process:
+    # the import of keras-hub brings TensorFlow (0.6-0.8 GB) on every
+    # backend, which transformers does not load.
+    header += ["peak RSS MB", "RSS after imports MB", "peak - imports MB"]
     lines = [
         f"**{title}**: " + (
             "whole pre-training step (generator + discriminator)"
@@ -1007,6 +1012,7 @@ def markdown_table(title, rows, args):
         cells += [
             f"{row['peak_rss_mb']:,.0f}",
             f"{row['rss_after_import_mb']:,.0f}",
+            f"{row['peak_rss_mb'] - row['rss_after_import_mb']:,.0f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -65,6 +65,10 @@ def test_each_task_gets_a_table_against_its_transformers_model(tmp_path):
         else:
             # A training step ran on the task's targets: a finite loss.
             assert math.isfinite(row["details"]["loss_last"])
+    for table in result["tables"]:
+        assert "| peak RSS MB | RSS after imports MB | peak - imports MB |" in (
+            table
+        )
     assert [table.splitlines()[0] for table in result["tables"]] == [
         "**token_classifier**: ElectraTokenClassifier vs "
         "ElectraForTokenClassification, train step and predict",

@@ -254,8 +254,10 @@ def pretrainer_from_transformers(discriminator, generator, **kwargs):
     import tempfile
     import keras_electra
 
+    # Exact GELU, as `transformers`' masked-LM head applies whatever the
+    # config says (the presets' tanh form would load with a warning).
     pretrainer = keras_electra.ElectraPretrainer.from_preset(
-        "electra_tiny", vocab_size=500
+        "electra_tiny", vocab_size=500, approximate_gelu=False
     )
     directory = tempfile.mkdtemp()
     discriminator_dir = os.path.join(directory, "discriminator")
