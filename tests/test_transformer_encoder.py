@@ -51,7 +51,7 @@ def test_layer_matches_keras_hub_under_its_names():
 
 def test_inference_runs_the_fused_kernel(monkeypatch):
     calls = count_calls(
-        monkeypatch, electra_transformer_encoder.ops, "dot_product_attention"
+        monkeypatch, electra_transformer_encoder, "fused_attention"
     )
     attention = ElectraSelfAttention(num_heads=2, key_dim=4, dropout=0.1)
     x = hidden_states()

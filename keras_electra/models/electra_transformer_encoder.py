@@ -4,10 +4,11 @@ keras-hub's `TransformerEncoder` attends through Keras' `MultiHeadAttention`,
 which computes the scores with explicit einsums and a softmax whenever its
 dropout rate is above zero, even in `predict`, where dropout is off. ELECTRA
 has attention dropout 0.1, so every ELECTRA model paid for that. The layer
-here is keras-hub's with another attention, which calls
-`keras.ops.dot_product_attention` (torch SDPA, XLA's or cuDNN's kernel)
-whenever dropout is inactive, and on PyTorch in training too, where SDPA
-applies the dropout itself. On PyTorch it also projects queries, keys and
+here is keras-hub's with another attention, which calls the fused kernel
+(`keras.ops.dot_product_attention`: XLA's or cuDNN's; on PyTorch, SDPA
+directly, without the copies Keras makes of its inputs) whenever dropout
+is inactive, and on a PyTorch GPU in training too, where SDPA applies the
+dropout itself. On PyTorch it also projects queries, keys and
 values with one matrix product (the three kernels side by side), adds every
 bias inside the matrix product (`addmm`), where Keras' `EinsumDense` and
 `Dense` run an einsum per projection and a separate addition, and draws its
@@ -235,14 +236,59 @@ class ElectraSelfAttention(keras.layers.MultiHeadAttention):
                 query, key, value, attention_mask, dropout,
                 self._inverse_sqrt_key_dim, self._dropout_layer,
             ), None
-        outputs = ops.dot_product_attention(
-            query,
-            key,
-            value,
-            mask=attention_mask,
-            scale=self._inverse_sqrt_key_dim,
+        outputs = fused_attention(
+            query, key, value, attention_mask, self._inverse_sqrt_key_dim
         )
         return outputs, None
+
+
+def fused_attention(query, key, value, mask, scale):
+    """Softmax attention on the backend's fused kernel (inputs `(B, T, N,
+    H)`, a boolean `mask` `(B, 1, T, S)` or None): `keras.ops.
+    dot_product_attention`, except on PyTorch, where SDPA gets the
+    transposed inputs as they are. Keras copies them into contiguous
+    tensors first, which made the kernel 10.6 ms instead of 5.7 at
+    `electra_small` sizes (32 x 128 tokens, 4 heads, CPU).
+
+    Example:
+    ```python
+    import numpy as np
+
+    from keras_electra.models.electra_transformer_encoder import (
+        fused_attention,
+    )
+
+    x = np.random.default_rng(0).normal(size=(2, 5, 2, 4)).astype("float32")
+    mask = np.ones((2, 1, 1, 5), bool)
+    fused_attention(x, x, x, mask, scale=0.5).shape  # (2, 5, 2, 4)
+    ```
+    """
+    if keras.config.backend() != "torch":
+        return ops.dot_product_attention(
+            query, key, value, mask=mask, scale=scale
+        )
+    return _torch_sdpa(query, key, value, mask, scale)
+
+
+def _torch_sdpa(query, key, value, mask, scale, dropout_rate=0.0):
+    """PyTorch's SDPA over `(B, T, N, H)` inputs, with an additive mask."""
+    import torch
+
+    query, key, value = (
+        ops.convert_to_tensor(x).transpose(1, 2) for x in (query, key, value)
+    )
+    if mask is not None:
+        mask = _additive_mask(mask, query.dtype)
+    outputs = torch.nn.functional.scaled_dot_product_attention(
+        query, key, value, attn_mask=mask, dropout_p=dropout_rate, scale=scale
+    )
+    return outputs.transpose(1, 2)
+
+
+def _additive_mask(mask, dtype):
+    """A boolean mask as 0 or a large negative number: a row with every key
+    masked stays finite, as in Keras' softmax."""
+    return ops.cast(ops.where(mask, 0.0, -0.5 * _largest(dtype)), dtype)
 
 
 def _attention_with_dropout(query, key, value, mask, rate, scale, layer):
@@ -255,22 +301,11 @@ def _attention_with_dropout(query, key, value, mask, rate, scale, layer):
     fallback draws torch's slow per-element Bernoulli variables, and JAX's
     Bernoulli draws a 32-bit uniform per element).
     """
-    if mask is not None:
-        # An additive mask, as Keras' torch backend passes SDPA: a row with
-        # every key masked stays finite, as in Keras' softmax.
-        mask = ops.where(mask, 0.0, -0.5 * _largest(query.dtype))
-        mask = ops.cast(mask, query.dtype)
     if keras.config.backend() == "torch" and query.device.type != "cpu":
-        import torch
-
-        query, key, value = (x.transpose(1, 2) for x in (query, key, value))
-        outputs = torch.nn.functional.scaled_dot_product_attention(
-            query, key, value, attn_mask=mask, dropout_p=rate, scale=scale
-        )
-        return outputs.transpose(1, 2)
+        return _torch_sdpa(query, key, value, mask, scale, dropout_rate=rate)
     scores = ops.einsum("btnh,bsnh->bnts", query * scale, key)
     if mask is not None:
-        scores = scores + mask
+        scores = scores + _additive_mask(mask, query.dtype)
     weights = ops.softmax(ops.cast(scores, "float32"), axis=-1)
     weights = ops.cast(dropout(weights, rate, layer), value.dtype)
     return ops.einsum("bnts,bsnh->btnh", weights, value)
