@@ -4,6 +4,7 @@ import importlib
 import inspect
 import pkgutil
 import re
+import tempfile
 import textwrap
 
 import pytest
@@ -29,7 +30,10 @@ EXAMPLES = [
     "code", [code for _, _, code in EXAMPLES],
     ids=[f"{name}-{index}" for name, index, _ in EXAMPLES],
 )
-def test_docstring_example_runs(code):
+def test_docstring_example_runs(code, tmp_path, monkeypatch):
+    # The examples write into `tempfile.mkdtemp()` folders, as a user's
+    # would; here those land in pytest's temporary folder, which it prunes.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     exec(compile(code, "<docstring>", "exec"), {})
 
 

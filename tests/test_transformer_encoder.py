@@ -4,6 +4,8 @@ Its equality with keras-hub's whole backbone (same weights, same outputs) is
 in test_models.py::test_hidden_states_equal_keras_hub_backbone.
 """
 
+import contextlib
+
 import keras
 import keras_hub
 import numpy as np
@@ -15,6 +17,8 @@ from keras_electra.models.electra_transformer_encoder import ElectraDense
 from keras_electra.models.electra_transformer_encoder import ElectraDropout
 from keras_electra.models.electra_transformer_encoder import ElectraSelfAttention
 from keras_electra.models.electra_transformer_encoder import TransformerEncoder
+from keras_electra.models.electra_transformer_encoder import activate
+from keras_electra.utils.keras_compat import gelu_approximate
 
 
 def numpy(x):
@@ -233,6 +237,87 @@ def test_torch_cpu_dropout_keeps_dtype_mean_and_gradient(dtype):
 
 def torch_dropout(inputs, rate):
     return electra_transformer_encoder.torch_cpu_dropout(inputs, rate)
+
+
+def autograd_off():
+    """PyTorch's `no_grad` (as in Keras' `predict`); elsewhere nothing."""
+    if keras.config.backend() != "torch":
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.no_grad()
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_inference_without_autograd_is_bitwise_keras_hubs_forward(
+    policy, monkeypatch
+):
+    layer = TransformerEncoder(
+        num_heads=2, intermediate_dim=16, dropout=0.1, dtype=policy
+    )
+    x, mask = hidden_states(), padding_mask()
+    # A custom mask as well: it is merged with the padding mask.
+    custom = np.tril(np.ones((2, 6, 6), "int32"))
+    layer(x, padding_mask=mask)
+    expected = layer(x, padding_mask=mask, attention_mask=custom)
+    forwards = count_calls(
+        monkeypatch, keras_hub.layers.TransformerEncoder, "call"
+    )
+    with autograd_off():
+        outputs = layer(x, padding_mask=mask, attention_mask=custom)
+    # On PyTorch without autograd the layer runs its own forward (sums in
+    # place, sub-layers called directly); elsewhere keras-hub's.
+    assert len(forwards) == (0 if keras.config.backend() == "torch" else 1)
+    assert keras.backend.standardize_dtype(outputs.dtype) == (
+        keras.backend.standardize_dtype(expected.dtype)
+    )
+    np.testing.assert_array_equal(numpy(outputs), numpy(expected))
+
+
+def test_training_and_attention_scores_take_keras_hubs_forward(monkeypatch):
+    layer = TransformerEncoder(num_heads=2, intermediate_dim=16)
+    x = hidden_states()
+    layer(x)
+    forwards = count_calls(
+        monkeypatch, keras_hub.layers.TransformerEncoder, "call"
+    )
+    with autograd_off():
+        layer(x, training=True)
+        outputs, scores = layer(x, return_attention_scores=True)
+    assert len(forwards) == 2
+    assert tuple(scores.shape) == (2, 2, 6, 6)
+
+
+@pytest.mark.parametrize(
+    "activation", [keras.activations.gelu, gelu_approximate, "relu"]
+)
+def test_activate_equals_the_activation(activation):
+    activation = keras.activations.get(activation)
+    x = keras.ops.convert_to_tensor(hidden_states())
+    expected = numpy(activation(x))
+    with autograd_off():
+        outputs = activate(activation, keras.ops.convert_to_tensor(x))
+    np.testing.assert_array_equal(numpy(outputs), expected)
+
+
+@pytest.mark.skipif(
+    keras.config.backend() != "torch",
+    reason="Writing in place is PyTorch's alone: TensorFlow's and JAX's "
+    "tensors are immutable (the test above covers their values).",
+)
+def test_activate_writes_gelu_in_place_only_without_autograd():
+    import torch
+
+    x = torch.tensor([-1.0, 0.0, 2.0])
+    with torch.no_grad():
+        outputs = activate(keras.activations.gelu, x)
+    assert outputs is x
+    assert x[2] == torch.nn.functional.gelu(torch.tensor(2.0))
+    y = torch.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    outputs = activate(keras.activations.gelu, y)
+    assert outputs is not y
+    outputs.sum().backward()
+    assert y.grad is not None and y[2] == 2.0
 
 
 def test_a_fully_padded_sequence_stays_finite():

@@ -26,6 +26,16 @@ from keras_hub.src.utils.keras_utils import gelu_approximate  # noqa: F401
 # with our attention. Waits for a public `keras.initializers` clone.
 from keras_hub.src.utils.keras_utils import clone_initializer  # noqa: F401
 
+# keras-hub's merge of a padding mask `(batch, length)` with an attention
+# mask `(batch, length, length)`, as its `TransformerEncoder.call` does it:
+# our encoder's inference path (`models/electra_transformer_encoder.py`)
+# must mask exactly as keras-hub's. Waits for a public keras-hub export.
+from keras_hub.src.layers.modeling import transformer_layer_utils
+
+merge_padding_and_attention_mask = (
+    transformer_layer_utils.merge_padding_and_attention_mask
+)
+
 # The Keras mask a tensor carries (None if none): `ElectraSelfAttention`
 # takes `MultiHeadAttention`'s own path for masked inputs, which reads
 # them. Waits for a public `keras.backend` accessor of the mask.
