@@ -62,9 +62,9 @@ def torch_autograd_off():
 
 def activate(activation, inputs):
     """`activation(inputs)`; with PyTorch's autograd off, GELU overwrites
-    `inputs`. A new tensor of the feed-forward size in every layer is what
-    glibc's allocator kept serving with fresh pages: `predict` took ~700
-    page faults a batch, and 10% longer, before.
+    `inputs`: no new tensor of the feed-forward size in every layer, which
+    the C allocator may serve with fresh pages (page faults) and which
+    pushes the layer's data out of the cache.
 
     Example:
     ```python
