@@ -76,13 +76,15 @@ def activate(activation, inputs):
     activate(keras.activations.gelu, np.zeros((2, 3), "float32")).shape
     ```
     """
-    approximations = {keras.activations.gelu: "none", gelu_approximate: "tanh"}
-    if activation in approximations and torch_autograd_off():
+    # A tuple, not a dict: an activation need not be hashable.
+    gelus = (keras.activations.gelu, gelu_approximate)
+    if activation in gelus and torch_autograd_off():
         import torch
 
+        exact = activation is keras.activations.gelu
         return torch.ops.aten.gelu_(
             ops.convert_to_tensor(inputs),
-            approximate=approximations[activation],
+            approximate="none" if exact else "tanh",
         )
     return activation(inputs)
 
