@@ -49,6 +49,13 @@ one backend at a time (pre-training, then fine-tuning), each next to its
 own transformers baseline, so that the ratios are always from the same
 rounds and the workers held at once fit in memory.
 
+Every worker, Keras and transformers alike, starts with glibc's malloc told
+to keep the memory it frees (`--allocator retain`, the default; see
+`ALLOCATORS`): under glibc's defaults each step's large buffers come from
+the kernel afresh and fault in page by page, which cost Hugging Face's
+pre-training step about a quarter of its time and JAX's up to 15%.
+`--allocator glibc` runs glibc's defaults.
+
 Also measured, before and after the timed rounds: the machine's
 matrix-multiply peak (float32 and bfloat16; large `torch.matmul`, and
 `jnp.dot` when JAX is benchmarked; the best of all is the peak), and from it
@@ -202,6 +209,28 @@ GPU = {
 
 # === Configuration =========================================================
 
+# glibc's malloc, told to keep what is freed: one heap for every thread
+# (MALLOC_ARENA_MAX), never a block mapped on its own (MALLOC_MMAP_MAX_),
+# never memory handed back to the kernel (MALLOC_TRIM_THRESHOLD_, 16 GiB). By
+# default a large block comes from the kernel afresh each time, and its
+# pages fault in, zeroed, when first written: XLA's temporary buffer of
+# the `electra_small` pre-training step (2 GB, from a worker thread's
+# arena, which glibc maps on its own whatever its thresholds) cost 537,000
+# page faults a step. Both sides of every comparison get the same settings.
+ALLOCATORS = {
+    "retain": {
+        "MALLOC_ARENA_MAX": "1",
+        "MALLOC_MMAP_MAX_": "0",
+        "MALLOC_TRIM_THRESHOLD_": str(16 * 2**30),
+    },
+    "glibc": {},
+}
+ALLOCATOR_VARIABLES = (
+    "MALLOC_ARENA_MAX",
+    "MALLOC_MMAP_MAX_",
+    "MALLOC_TRIM_THRESHOLD_",
+)
+
 
 def default_backend():
     if os.environ.get("KERAS_BACKEND"):
@@ -296,6 +325,15 @@ def parse_args(argv=None):
         help="torch.compile backend of the hf-torch-compile variant "
         "[inductor]; the test suite's aot_eager generates no code, to "
         "finish sooner on a CPU.",
+    )
+    add(
+        "--allocator",
+        choices=tuple(ALLOCATORS),
+        default="retain",
+        help="glibc malloc settings of every worker, Keras and transformers "
+        "alike: retain (keep freed memory in the process, no page faults "
+        "for reused buffers; see ALLOCATORS) or glibc (its defaults; any "
+        "MALLOC_* setting of this shell is dropped) [retain].",
     )
     add("--no-hf", action="store_true", help="Skip the transformers side.")
     add(
@@ -420,6 +458,25 @@ def preset_configs(preset, vocab_size):
         intermediate_dim=4 * hidden,
     )
     return discriminator, generator
+
+
+def allocator_environment(allocator, environ):
+    """A copy of `environ` with the glibc malloc settings of `allocator` (a
+    key of `ALLOCATORS`) and no other value of the variables it may set."""
+    env = {
+        name: value
+        for name, value in environ.items()
+        if name not in ALLOCATOR_VARIABLES
+    }
+    env.update(ALLOCATORS[allocator])
+    return env
+
+
+def allocator_description(allocator):
+    settings = " ".join(
+        f"{name}={value}" for name, value in ALLOCATORS[allocator].items()
+    )
+    return f"{allocator} ({settings})" if settings else "glibc's defaults"
 
 
 # === Orchestration =========================================================
@@ -603,7 +660,7 @@ def main(argv=None):
             f"--sequence-length {args.sequence_length} exceeds the preset's "
             f"max_sequence_length {discriminator['max_sequence_length']}."
         )
-    env = dict(os.environ)
+    env = allocator_environment(args.allocator, os.environ)
     env.update(
         TF_CPP_MIN_LOG_LEVEL="2",
         OMP_NUM_THREADS=str(args.threads),
@@ -654,6 +711,7 @@ def main(argv=None):
         },
         "discriminator": discriminator,
         "generator": generator,
+        "allocator_environment": ALLOCATORS[args.allocator],
         "machine": {
             "platform": platform.platform(),
             "cpu": cpu_description(),
@@ -713,7 +771,8 @@ def main(argv=None):
         f"\n{args.preset}, vocabulary {args.vocab_size}, sequence length "
         f"{args.sequence_length}, batch {args.batch_size}, {args.threads} "
         f"threads; median of {args.rounds} round(s) of {args.chunk_steps} "
-        f"step(s) after {args.warmup_steps} warmup step(s). "
+        f"step(s) after {args.warmup_steps} warmup step(s); glibc malloc: "
+        f"{allocator_description(args.allocator)}. "
         f"{result['wall_seconds']:.0f} s in all. Wrote {args.output}"
     )
     return 1 if failures else 0
@@ -1151,6 +1210,12 @@ def run_worker(spec):
         "hf_finetune": hf_finetune_worker,
     }[kind]
     details = runner(spec, conductor)
+    # What the worker ran with: the orchestrator's settings, or the shell's.
+    details["allocator_environment"] = {
+        name: os.environ[name]
+        for name in ALLOCATOR_VARIABLES
+        if name in os.environ
+    }
     conductor.send(
         phase="done",
         peak_rss_mb=round(peak_rss_mb(), 1),

@@ -59,6 +59,10 @@ def test_each_task_gets_a_table_against_its_transformers_model(tmp_path):
                 stats["model_flops_per_step"] / seconds / peak, abs=1e-4
             )
             assert stats["vs_hf_fp32"] > 0
+        # Every worker, Keras and transformers, kept its freed memory.
+        assert row["details"]["allocator_environment"] == (
+            throughput.ALLOCATORS["retain"]
+        )
         if row["variant"].startswith("hf"):
             assert row["train"]["vs_hf_fp32"] == 1
             assert row["predict"]["vs_hf_fp32"] == 1
@@ -81,3 +85,20 @@ def test_an_unknown_task_is_refused(capsys):
     with pytest.raises(SystemExit):
         throughput.parse_args(["--tasks", "classifier,ranker"])
     assert "--tasks: 'ranker' is not one of" in capsys.readouterr().err
+
+
+def test_the_allocator_settings_replace_the_shells():
+    shell = {"PATH": "/bin", "MALLOC_ARENA_MAX": "4", "MALLOC_TOP_PAD_": "1"}
+    retain = throughput.allocator_environment("retain", shell)
+    assert retain == {
+        "PATH": "/bin",
+        "MALLOC_TOP_PAD_": "1",
+        "MALLOC_ARENA_MAX": "1",
+        "MALLOC_MMAP_MAX_": "0",
+        "MALLOC_TRIM_THRESHOLD_": str(16 * 2**30),
+    }
+    # glibc's defaults: none of the benchmark's variables, whatever the
+    # shell set.
+    glibc = throughput.allocator_environment("glibc", shell)
+    assert glibc == {"PATH": "/bin", "MALLOC_TOP_PAD_": "1"}
+    assert shell["MALLOC_ARENA_MAX"] == "4"
