@@ -225,11 +225,7 @@ ALLOCATORS = {
     },
     "glibc": {},
 }
-ALLOCATOR_VARIABLES = (
-    "MALLOC_ARENA_MAX",
-    "MALLOC_MMAP_MAX_",
-    "MALLOC_TRIM_THRESHOLD_",
-)
+ALLOCATOR_VARIABLES = tuple(ALLOCATORS["retain"])
 
 
 def default_backend():
