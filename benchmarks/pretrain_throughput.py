@@ -44,10 +44,15 @@ steps, then waits. Then, round after round, each worker in turn runs
 so a change in machine load hits them all alike. The step time is the
 median over the rounds; the device is synchronised at both ends of a chunk
 (a Python float of the loss). The Keras side runs `fit()` unchanged: a
-callback pauses it between chunks. A full run with several backends times
-one backend at a time (pre-training, then fine-tuning), each next to its
-own transformers baseline, so that the ratios are always from the same
-rounds and the workers held at once fit in memory.
+callback pauses it between chunks. After a phase's last chunk every worker
+holds until it is released, and the workers are released one at a time:
+a worker's untimed work between phases (`predict`'s first step, the end of
+`fit()`, its exit) never overlaps another worker's timed chunk. Each report
+carries the span the worker was busy for (the JSON's `busy_spans`). A full
+run with several backends times one backend at a time (pre-training,
+then fine-tuning), each next to its own transformers baseline, so that the
+ratios are always from the same rounds and the workers held at once fit
+in memory.
 
 Every worker, Keras and transformers alike, starts with glibc's malloc told
 to keep the memory it frees (`--allocator retain`, the default; see
@@ -506,6 +511,9 @@ class Worker:
         self.ready = None
         self.chunks = {}
         self.done = None
+        # [start, end] (seconds since the epoch) of the worker's work after
+        # its set-up: timed chunks and the untimed work between phases.
+        self.busy_spans = []
 
     def receive(self):
         line = self.results.readline()
@@ -517,20 +525,33 @@ class Worker:
                 f"Worker {self.name} exited ({self.process.returncode}) "
                 f"without reporting. Its output:\n{tail}"
             )
-        return json.loads(line)
+        message = json.loads(line)
+        busy = message.pop("busy")
+        if message["phase"] != "ready":
+            self.busy_spans.append(busy)
+        return message
 
-    def go(self):
+    def _resume(self):
         self.process.stdin.write("go\n")
         self.process.stdin.flush()
-        message = self.receive()
+        return self.receive()
+
+    def go(self):
+        """Run one timed chunk; returns its report."""
+        message = self._resume()
         self.chunks.setdefault(message["phase"], []).append(message)
         return message
 
-    def finish(self):
-        self.done = self.receive()
-        self.process.wait()
-        self.finished_at = time.time()
-        self.log.close()
+    def release(self):
+        """Let the worker past the end of a phase: on to the next phase's
+        untimed first step, or to its exit, which this waits for."""
+        message = self._resume()
+        if message["phase"] == "done":
+            self.done = message
+            self.process.wait()
+            self.finished_at = time.time()
+            self.log.close()
+        return message
 
 
 def start_workers(specs, env, log_dir, parallel):
@@ -574,6 +595,10 @@ def run_rounds(workers, phases, rounds):
                     file=sys.stderr,
                     flush=True,
                 )
+        # One at a time, so that no worker's untimed work overlaps another's
+        # chunk: the next phase's chunks start when all are done with it.
+        for worker in members:
+            worker.release()
 
 
 def step_seconds(worker, phase):
@@ -601,7 +626,7 @@ def measure_peaks(args, env, log_dir, when):
         )
         worker = Worker(spec, env, log_dir)
         wait_ready(worker)
-        worker.finish()
+        worker.release()
         results.append({**worker.done, "when": when})
     return results
 
@@ -804,7 +829,6 @@ def run_one_at_a_time(specs, env, log_dir, rounds, time_limit):
         try:
             wait_ready(worker)
             run_rounds([worker], ["train"], rounds)
-            worker.finish()
             workers.append(worker)
         except RuntimeError as error:
             print(f"  {worker.name} FAILED", file=sys.stderr, flush=True)
@@ -861,8 +885,6 @@ def run_sections(args, env, log_dir, comparisons):
                 members = [by_name[spec["name"]] for spec in specs]
                 run_rounds(members, phases, args.rounds)
                 sections.append((title, members))
-            for worker in workers:
-                worker.finish()
         finally:
             for worker in workers:
                 if worker.process.poll() is None:
@@ -958,6 +980,7 @@ def summarise(title, workers, args, discriminator, generator, peak):
             "versions": worker.ready["versions"],
             "details": worker.done.get("details", {}),
             "chunks": worker.chunks,
+            "busy_spans": worker.busy_spans,
         }
         if args.gpu_table:
             row.update(
@@ -1133,19 +1156,25 @@ def peak_line(peaks):
 
 
 class Conductor:
-    """The worker's side of the protocol: report, then wait for 'go'."""
+    """The worker's side of the protocol: report, then wait for 'go'.
+
+    Each report carries `busy`, the span since the worker last woke:
+    what it did before reporting, timed or not."""
 
     def __init__(self):
         self.out = os.fdopen(int(os.environ["BENCH_RESULT_FD"]), "w")
         self.started = time.perf_counter()
+        self.woke_at = time.time()
 
     def send(self, **message):
-        self.out.write(json.dumps(message) + "\n")
+        busy = [round(self.woke_at, 4), round(time.time(), 4)]
+        self.out.write(json.dumps({**message, "busy": busy}) + "\n")
         self.out.flush()
 
     def wait(self):
         if sys.stdin.readline().strip() != "go":
             sys.exit(0)
+        self.woke_at = time.time()
 
 
 def rss_mb():
@@ -1397,9 +1426,9 @@ def chunk_clock(spec, conductor, versions, rss_after_import):
                     steps=chunk,
                     loss=self.losses[-1],
                 )
-            if done < total_steps(spec):
-                conductor.wait()
-                self.start = time.perf_counter()
+            # The next chunk; after the last one, a hold until released.
+            conductor.wait()
+            self.start = time.perf_counter()
 
     return ChunkClock()
 
@@ -1423,9 +1452,11 @@ def predict_clock(spec, conductor):
                     seconds=time.perf_counter() - self.start,
                     steps=chunk,
                 )
-            if batch < spec["rounds"] * chunk:
-                conductor.wait()
-                self.start = time.perf_counter()
+            else:
+                conductor.send(phase="next", next_phase="predict")
+            # The next chunk; after the last one, a hold until released.
+            conductor.wait()
+            self.start = time.perf_counter()
 
     return PredictClock()
 
@@ -1482,8 +1513,8 @@ def hf_adamw(torch, modules, learning_rate):
 
 def hf_timed_loop(spec, conductor, phase, step, versions, rss_after_import,
                   warmup, on_ready=None):
-    """Untimed warmup (only for the first phase), then timed chunks;
-    `on_ready()` runs between the two."""
+    """Untimed warmup (only for the first phase), then timed chunks, then
+    a hold until released; `on_ready()` runs after the warmup."""
     if warmup:
         for _ in range(spec["warmup_steps"]):
             step()
@@ -1492,6 +1523,7 @@ def hf_timed_loop(spec, conductor, phase, step, versions, rss_after_import,
         ready(conductor, versions, rss_after_import)
     else:
         step()
+        conductor.send(phase="next", next_phase=phase)
     for _ in range(spec["rounds"]):
         conductor.wait()
         start = time.perf_counter()
@@ -1503,6 +1535,8 @@ def hf_timed_loop(spec, conductor, phase, step, versions, rss_after_import,
             steps=spec["chunk_steps"],
             loss=loss,
         )
+    # A hold until released.
+    conductor.wait()
 
 
 def hf_pretrain_worker(spec, conductor):
@@ -1767,6 +1801,7 @@ def matmul_peak_worker(spec, conductor):
         phase="ready",
         setup_seconds=round(time.perf_counter() - conductor.started, 2),
     )
+    conductor.wait()
     conductor.send(phase="done", **result)
     return 0
 

@@ -59,6 +59,9 @@ def test_each_task_gets_a_table_against_its_transformers_model(tmp_path):
                 stats["model_flops_per_step"] / seconds / peak, abs=1e-4
             )
             assert stats["vs_hf_fp32"] > 0
+        # Its work after set-up: the train chunk, predict's untimed first
+        # step, the predict chunk and its exit.
+        assert len(row["busy_spans"]) == 4
         # Every worker, Keras and transformers, kept its freed memory.
         assert row["details"]["allocator_environment"] == (
             throughput.ALLOCATORS["retain"]
@@ -69,6 +72,15 @@ def test_each_task_gets_a_table_against_its_transformers_model(tmp_path):
         else:
             # A training step ran on the task's targets: a finite loss.
             assert math.isfinite(row["details"]["loss_last"])
+    # After set-up no worker worked while another did, so nothing overlapped
+    # a timed chunk: not predict's first step, the end of fit(), an exit.
+    spans = sorted(
+        (start, end, row["variant"])
+        for row in rows
+        for start, end in row["busy_spans"]
+    )
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        assert end <= start, f"{first} was still busy when {second} began"
     for table in result["tables"]:
         assert "| peak RSS MB | RSS after imports MB | peak - imports MB |" in (
             table
