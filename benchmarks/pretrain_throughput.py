@@ -32,7 +32,9 @@ and the same thread count (`--threads`: `torch.set_num_threads`, TensorFlow's
 intra-op threads, `OMP_NUM_THREADS`; XLA on JAX sizes its pool to the cores
 it may use, so with fewer threads than cores every worker is pinned to that
 many cores). On a busy machine PyTorch with several threads suffers most:
-the script warns when the load average says other jobs are running.
+the script warns when other jobs ran, by the load average at the start and
+by the CPU time that processes other than its own took during the run
+(`/proc/stat`; the JSON's `outside_cores_busy`).
 
 How it is measured. Every variant runs in its own subprocess (so that its
 peak resident memory, `ru_maxrss`, is its own; the tables also give the
@@ -652,6 +654,36 @@ def cpu_description():
     }
 
 
+def cpu_seconds():
+    """(seconds every CPU spent busy since boot, the CPU seconds of this
+    process and of its finished workers), or None without `/proc/stat`."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal: steal is time the
+    # hypervisor gave to other machines, so it counts as busy.
+    busy = (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    own = sum(
+        usage.ru_utime + usage.ru_stime
+        for usage in (
+            resource.getrusage(resource.RUSAGE_SELF),
+            resource.getrusage(resource.RUSAGE_CHILDREN),
+        )
+    )
+    return busy, own
+
+
+def outside_cores_busy(at_start, at_end, wall_seconds):
+    """How many cores other processes kept busy on average, from two
+    `cpu_seconds()` readings; None where they are unknown."""
+    if at_start is None or at_end is None or wall_seconds <= 0:
+        return None
+    busy, own = (end - start for start, end in zip(at_start, at_end))
+    return round(max(busy - own, 0.0) / wall_seconds, 3)
+
+
 def require_cuda():
     """Stop unless PyTorch sees a CUDA GPU (asked in a subprocess: this
     process stays free of PyTorch)."""
@@ -716,7 +748,7 @@ def main(argv=None):
             for task in args.tasks
         ]
 
-    started = time.time()
+    started, cpu_seconds_at_start = time.time(), cpu_seconds()
     result = {
         "benchmark": "pretrain_throughput",
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
@@ -775,6 +807,9 @@ def main(argv=None):
         result["failed_variants"] = failures
     result["wall_seconds"] = round(time.time() - started, 1)
     result["machine"]["load_average_at_end"] = os.getloadavg()
+    result["machine"]["outside_cores_busy"] = outside_cores_busy(
+        cpu_seconds_at_start, cpu_seconds(), time.time() - started
+    )
     result["tables"] = tables
     write_json(args.output, result)
     if args.device == "cuda":
@@ -901,14 +936,17 @@ def print_cpu_load(args, machine):
         f"{'yes' if cpu['amx_bf16'] else 'no'}; load average at start "
         f"{cpu['load_average_at_start'][0]:.1f}."
     )
-    busy = max(
-        cpu["load_average_at_start"][0],
-        machine["load_average_at_end"][0],
-    )
-    if busy > 0.5:
+    start, outside = cpu["load_average_at_start"][0], machine[
+        "outside_cores_busy"
+    ]
+    if outside is not None:
+        print(f"Other processes kept {outside:.2f} cores busy on average.")
+    # The load average at the end counts the benchmark's own workers: the
+    # CPU time of everything else says whether others ran alongside.
+    if start > 0.5 or (outside or 0) > 0.25:
         print(
-            f"WARNING: load average {busy:.1f} on {cpu['cores_available']} "
-            "cores: other jobs were running; do not trust the ratios."
+            f"WARNING: other jobs were running on the "
+            f"{cpu['cores_available']} cores; do not trust the ratios."
             + (
                 " PyTorch with several threads slows down the most (its "
                 "OpenMP threads wait for busy cores); --threads 1 suffers "
@@ -1141,9 +1179,13 @@ def _ratio(value):
 
 
 def peak_line(peaks):
+    def rate(peak, precision):
+        size = peak[f"{precision}_size"]
+        at = f" (at {size})" if size != peak["size"] else ""
+        return f"{precision} {peak[f'{precision}_flops'] / 1e9:,.0f}{at}"
+
     parts = [
-        f"{p['library']} ({p['when']}) fp32 {p['fp32_flops'] / 1e9:,.0f} / "
-        f"bf16 {p['bf16_flops'] / 1e9:,.0f}"
+        f"{p['library']} ({p['when']}) {rate(p, 'fp32')} / {rate(p, 'bf16')}"
         for p in peaks
     ]
     return (
@@ -1768,35 +1810,36 @@ def matmul_peak_worker(spec, conductor):
             def sync(product):
                 return product
 
-        for precision, dtype in (("fp32", torch.float32),
-                                 ("bf16", torch.bfloat16)):
-            a = torch.randn(size, size, device=device).to(dtype)
-            b = torch.randn(size, size, device=device).to(dtype)
+        def products(dtype, n):
+            a = torch.randn(n, n, device=device).to(dtype)
+            b = torch.randn(n, n, device=device).to(dtype)
+            return lambda: torch.matmul(a, b)
 
-            def run(a=a, b=b):
-                return torch.matmul(a, b)
-
-            result[f"{precision}_flops"] = _best_flops(
-                run, size, sync, spec["seconds"]
-            )
+        dtypes = {"fp32": torch.float32, "bf16": torch.bfloat16}
     else:
         import jax
         import jax.numpy as jnp
 
         result["version"] = jax.__version__
         dot = jax.jit(jnp.dot)
-        for precision, dtype in (("fp32", jnp.float32),
-                                 ("bf16", jnp.bfloat16)):
+
+        def sync(product):
+            product.block_until_ready()
+
+        def products(dtype, n):
             key_a, key_b = jax.random.split(jax.random.PRNGKey(0))
-            a = jax.random.normal(key_a, (size, size), dtype)
-            b = jax.random.normal(key_b, (size, size), dtype)
+            a = jax.random.normal(key_a, (n, n), dtype)
+            b = jax.random.normal(key_b, (n, n), dtype)
+            return lambda: dot(a, b)
 
-            def run(a=a, b=b):
-                return dot(a, b)
-
-            result[f"{precision}_flops"] = _best_flops(
-                run, size, lambda r: r.block_until_ready(), spec["seconds"]
-            )
+        dtypes = {"fp32": jnp.float32, "bf16": jnp.bfloat16}
+    for precision, dtype in dtypes.items():
+        flops, measured_size = _best_flops(
+            lambda n, dtype=dtype: products(dtype, n), size, sync,
+            spec["seconds"],
+        )
+        result[f"{precision}_flops"] = flops
+        result[f"{precision}_size"] = measured_size
     conductor.send(
         phase="ready",
         setup_seconds=round(time.perf_counter() - conductor.started, 2),
@@ -1806,15 +1849,31 @@ def matmul_peak_worker(spec, conductor):
     return 0
 
 
-def _best_flops(run, size, sync, seconds):
-    sync(run())  # warmup / compile
-    best, deadline, repeats = 0.0, time.perf_counter() + seconds, 0
-    while repeats < 3 or time.perf_counter() < deadline:
-        start = time.perf_counter()
-        sync(run())
-        best = max(best, 2 * size**3 / (time.perf_counter() - start))
-        repeats += 1
-    return best
+def _best_flops(products, size, sync, seconds, probe_size=512):
+    """(best FLOP/s, size) of `size` x `size` products over `seconds`, at
+    least 3 timed after a warmup; `products(n)` returns a call that runs
+    one at size n.
+
+    A probe at `probe_size` first: where it says one product at `size`
+    would take longer than `seconds` (bfloat16 on a CPU without bfloat16
+    instructions: PyTorch takes a minute at 2048, some 300 times its
+    float32 time), the probe's own products are the measurement.
+    """
+    def best_over(run, n, seconds):
+        sync(run())  # warmup / compile
+        best, deadline, repeats = 0.0, time.perf_counter() + seconds, 0
+        while repeats < 3 or time.perf_counter() < deadline:
+            start = time.perf_counter()
+            sync(run())
+            best = max(best, 2 * n**3 / (time.perf_counter() - start))
+            repeats += 1
+        return best
+
+    if size > probe_size:
+        probe = best_over(products(probe_size), probe_size, 0)
+        if 2 * size**3 / probe > seconds:
+            return probe, probe_size
+    return best_over(products(size), size, seconds), size
 
 
 if __name__ == "__main__":

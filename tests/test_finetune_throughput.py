@@ -9,6 +9,9 @@ tested on every backend in their own files."""
 
 import json
 import math
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -38,6 +41,7 @@ def test_each_task_gets_a_table_against_its_transformers_model(tmp_path):
     assert status == 0
     result = json.loads(output.read_text())
     rows = result["variants"]
+    assert result["machine"]["outside_cores_busy"] >= 0
     assert [(row["section"], row["variant"]) for row in rows] == [
         ("token_classifier", "keras-torch-token-classifier/fp32"),
         ("token_classifier", "hf-torch-eager-token-classifier/fp32"),
@@ -114,3 +118,51 @@ def test_the_allocator_settings_replace_the_shells():
     glibc = throughput.allocator_environment("glibc", shell)
     assert glibc == {"PATH": "/bin", "MALLOC_TOP_PAD_": "1"}
     assert shell["MALLOC_ARENA_MAX"] == "4"
+
+
+def test_a_product_too_slow_for_the_time_is_measured_at_the_probe_size():
+    sizes_run = []
+
+    def products(seconds_per_flop):
+        def at(n):
+            def run():
+                sizes_run.append(n)
+                time.sleep(2 * n**3 * seconds_per_flop)
+
+            return run
+
+        return at
+
+    # 1e12 FLOP/s: a 1024 product takes 2 ms, within the 10 ms.
+    flops, size = throughput._best_flops(
+        products(1e-12), 1024, lambda product: product, 0.01, probe_size=256
+    )
+    assert size == 1024
+    assert sizes_run.count(1024) >= 4  # a warmup, then at least 3 timed
+    assert 1e11 < flops <= 1e12
+    # 1e9 FLOP/s (bfloat16 emulated): a 1024 product would take 2 s.
+    sizes_run.clear()
+    flops, size = throughput._best_flops(
+        products(1e-9), 1024, lambda product: product, 0.01, probe_size=256
+    )
+    assert size == 256
+    assert set(sizes_run) == {256}
+    assert 1e8 < flops <= 1e9
+
+
+def test_other_processes_cpu_time_is_what_this_one_and_its_workers_did_not_use():
+    # 50 s of busy CPUs in 20 s, 40 of them this process's and its
+    # workers': others kept half a core busy.
+    assert throughput.outside_cores_busy((100.0, 10.0), (150.0, 50.0), 20) == 0.5
+    assert throughput.outside_cores_busy(None, (150.0, 50.0), 20) is None
+    # A finished worker's CPU time counts as the benchmark's own.
+    before = throughput.cpu_seconds()
+    subprocess.run(
+        [sys.executable, "-c",
+         "import time\nend = time.process_time() + 0.3\n"
+         "while time.process_time() < end: pass"],
+        check=True,
+    )
+    after = throughput.cpu_seconds()
+    assert after[1] - before[1] >= 0.3
+    assert after[0] - before[0] >= 0.25
