@@ -302,7 +302,7 @@ def split_path(args, name):
 def main(argv=None):
     args = parse_args(argv)
     if args.bf16:
-        keras.config.set_dtype_policy("mixed_bfloat16")
+        runs.use_mixed_bfloat16()
     try:
         splits, num_classes, metrics = load_task(args)
     except ValueError as error:  # Bad files: refused before any training.

@@ -492,7 +492,7 @@ def pretrain(args, dist):
     os.makedirs(args.output, exist_ok=True)
     keras.utils.set_random_seed(args.seed)
     if args.bf16:
-        keras.config.set_dtype_policy("mixed_bfloat16")
+        runs.use_mixed_bfloat16()
 
     corpus = list(args.corpus)
     if args.demo_corpus is not None:
