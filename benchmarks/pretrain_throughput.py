@@ -32,9 +32,9 @@ and the same thread count (`--threads`: `torch.set_num_threads`, TensorFlow's
 intra-op threads, `OMP_NUM_THREADS`; XLA on JAX sizes its pool to the cores
 it may use, so with fewer threads than cores every worker is pinned to that
 many cores). On a busy machine PyTorch with several threads suffers most:
-the script warns when other jobs ran, by the load average at the start and
-by the CPU time that processes other than its own took during the run
-(`/proc/stat`; the JSON's `outside_cores_busy`).
+the script warns when other jobs ran alongside, by the CPU time that
+processes other than its own took during the run (`/proc/stat`; the JSON's
+`outside_cores_busy`; elsewhere by the load average at the start).
 
 How it is measured. Every variant runs in its own subprocess (so that its
 peak resident memory, `ru_maxrss`, is its own; the tables also give the
@@ -936,14 +936,17 @@ def print_cpu_load(args, machine):
         f"{'yes' if cpu['amx_bf16'] else 'no'}; load average at start "
         f"{cpu['load_average_at_start'][0]:.1f}."
     )
-    start, outside = cpu["load_average_at_start"][0], machine[
-        "outside_cores_busy"
-    ]
+    # The load average counts the benchmark's own workers at the end, and
+    # at the start jobs that ended a minute earlier: the CPU time of
+    # everything else says whether others ran alongside. Without it (no
+    # /proc/stat), the load average at the start.
+    outside = machine["outside_cores_busy"]
     if outside is not None:
         print(f"Other processes kept {outside:.2f} cores busy on average.")
-    # The load average at the end counts the benchmark's own workers: the
-    # CPU time of everything else says whether others ran alongside.
-    if start > 0.5 or (outside or 0) > 0.25:
+        others_ran = outside > 0.25
+    else:
+        others_ran = cpu["load_average_at_start"][0] > 0.5
+    if others_ran:
         print(
             f"WARNING: other jobs were running on the "
             f"{cpu['cores_available']} cores; do not trust the ratios."

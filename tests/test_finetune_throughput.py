@@ -166,3 +166,29 @@ def test_other_processes_cpu_time_is_what_this_one_and_its_workers_did_not_use()
     after = throughput.cpu_seconds()
     assert after[1] - before[1] >= 0.3
     assert after[0] - before[0] >= 0.25
+
+
+@pytest.mark.parametrize(
+    "load_at_start, outside, warned",
+    [
+        (1.3, 0.01, False),  # jobs that ended before the start
+        (0.1, 0.6, True),  # others alongside, though quiet at the start
+        (1.3, None, True),  # no /proc/stat: the load average decides
+        (0.1, None, False),
+    ],
+)
+def test_the_warning_for_other_jobs_follows_their_cpu_time(
+    capsys, load_at_start, outside, warned
+):
+    args = throughput.parse_args(["--threads", "2"])
+    machine = {
+        "cpu": {"model": "AMD EPYC", "avx512_bf16": False, "amx_bf16": False,
+                "cores_available": 2,
+                "load_average_at_start": (load_at_start, 1.0, 1.0)},
+        "load_average_at_end": (2.0, 1.5, 1.0),
+        "outside_cores_busy": outside,
+    }
+    throughput.print_cpu_load(args, machine)
+    assert ("WARNING: other jobs were running" in capsys.readouterr().out) is (
+        warned
+    )
