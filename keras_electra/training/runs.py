@@ -477,7 +477,8 @@ def backend_version():
 
 
 # bfloat16 products this many times slower than float32 ones make
-# `mixed_bfloat16` a loss: below it, they are emulated or converted.
+# `mixed_bfloat16` a loss (PyTorch's generic loop: 50 times and more);
+# converted to float32 (XLA on the same CPU), they stay below it.
 BFLOAT16_SLOWDOWN_LIMIT = 3.0
 
 
