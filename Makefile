@@ -48,12 +48,9 @@ test: install browser
 
 # The main job: fetch the data, pre-train a small ELECTRA, fine-tune it on
 # movie reviews next to the same classifier from scratch (recipes/demo.py;
-# DEMO_FLAGS="--minutes 10" and so on change it). glibc's malloc keeps what
-# it frees (README, "Training fast on a CPU"): the demo's pre-training step
-# is 12-18% faster on PyTorch and JAX with it, as fast on TensorFlow.
-KEEP_FREED_MEMORY := MALLOC_ARENA_MAX=1 MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=17179869184
+# DEMO_FLAGS="--minutes 10" and so on change it).
 demo: install
-	$(KEEP_FREED_MEMORY) KERAS_BACKEND=$${KERAS_BACKEND:-tensorflow} $(PY) recipes/demo.py $(DEMO_FLAGS)
+	KERAS_BACKEND=$${KERAS_BACKEND:-tensorflow} $(PY) recipes/demo.py $(DEMO_FLAGS)
 
 clean:
 	rm -rf $(VENV) out
