@@ -23,3 +23,13 @@ def load_script(relative_path):
             del sys.modules[name]
             raise
     return sys.modules[name]
+
+
+def assert_mfu_matches_its_row(stats, peak):
+    """`stats["mfu"]` is the row's FLOPs per step over its step time, as a
+    fraction of `peak`. The JSON rounds the MFU to 1e-4 and the step to
+    0.01 ms, so the bound is what those two roundings can move it by."""
+    step_ms = stats["step_ms"]
+    mfu = stats["model_flops_per_step"] / (step_ms / 1000) / peak
+    bound = 5e-5 + mfu * 0.005 / (step_ms - 0.005)
+    assert abs(stats["mfu"] - mfu) <= bound, (stats, mfu, bound)

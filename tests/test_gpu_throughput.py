@@ -14,6 +14,7 @@ import pytest
 
 from conftest import backend
 from scripts import ROOT
+from scripts import assert_mfu_matches_its_row
 from scripts import load_script
 
 pytestmark = pytest.mark.skipif(
@@ -52,10 +53,8 @@ def test_the_gpu_table_times_every_variant_one_at_a_time(tmp_path):
     for row in rows:
         train = row["train"]
         assert train["tokens_per_second"] > 0
-        # Against the measured bfloat16 peak (tiny here: rounded to 1e-4).
-        mfu = (train["model_flops_per_step"] / (train["step_ms"] / 1000)
-               / result["peak_flops"]["bf16"])
-        assert train["mfu"] == pytest.approx(mfu, abs=1e-4)
+        # Against the measured bfloat16 peak.
+        assert_mfu_matches_its_row(train, result["peak_flops"]["bf16"])
         assert 0 <= train["mfu"] < 1
         assert train["vs_hf_eager_bf16"] > 0
         assert train["vs_hf_compile_bf16"] > 0
