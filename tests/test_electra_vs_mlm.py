@@ -35,10 +35,31 @@ def sentences(rng, count):
     return random_sentences(rng, count, WORDS)
 
 
+def score_for_real_once(name, calls):
+    """The benchmark's `name` ("finetune_run" or "frozen_run") that records
+    each call's `(preset, seed, from_scratch)` in `calls`, runs for real the
+    first time and then repeats that first result: one real fine-tuning and
+    one real probe cover the glue (the library code under them is tested on
+    every backend elsewhere), and the other nine of each, which would take
+    four minutes, only have to be asked for the right presets."""
+    real = getattr(electra_vs_mlm, name)
+    results = []
+
+    def score(args, preset, seed, from_scratch=False):
+        assert os.path.isfile(os.path.join(preset, "config.json")), preset
+        calls.append((preset, seed, from_scratch))
+        if not results:
+            results.append(real(args, preset, seed, from_scratch))
+        return dict(results[0])
+
+    return score
+
+
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    """One small run of the whole benchmark: `(work folder, result)`; the
-    data sources stay replaced while the module's tests use it."""
+    """One small run of the whole benchmark: `(work folder, result, calls)`,
+    `calls` being what was fine-tuned and probed; the data sources stay
+    replaced while the module's tests use it."""
     tmp_path = tmp_path_factory.mktemp("electra_vs_mlm")
     rng = random.Random(0)
     corpus = tmp_path / "corpus.txt"
@@ -60,7 +81,11 @@ def finished_run(tmp_path_factory):
         patch.setattr(datasets, "demo_corpus", lambda: [str(corpus)])
         patch.setattr(datasets, "movie_reviews", lambda seed: reviews)
         patch.setitem(runs.DEMO_FINETUNING, "max_sequence_length", 16)
-        yield tmp_path, run(tmp_path)
+        calls = {name: [] for name in ("finetune_run", "frozen_run")}
+        for name, recorded in calls.items():
+            patch.setattr(electra_vs_mlm, name,
+                          score_for_real_once(name, recorded))
+        yield tmp_path, run(tmp_path), calls
 
 
 def run(tmp_path, *extra):
@@ -77,10 +102,20 @@ def run(tmp_path, *extra):
 
 
 def test_equal_compute_every_checkpoint_and_seed(finished_run):
-    tmp_path, result = finished_run
+    tmp_path, result, calls = finished_run
     runs = result["runs"]
     # Per seed: the baseline and 2 checkpoints of each objective.
     assert len(runs) == 2 * (1 + 2 * 2)
+    # Each fine-tuned and probed once, on its own preset: the untrained
+    # architecture from scratch, then each checkpoint's own.
+    for recorded in calls.values():
+        assert recorded == calls["finetune_run"]
+        assert len(recorded) == len(runs)
+        assert len({preset for preset, _, from_scratch in recorded
+                    if not from_scratch}) == 2 * 2 * 2
+        assert [(seed, from_scratch) for _, seed, from_scratch in recorded] == [
+            (seed, index == 0) for seed in range(2) for index in range(5)
+        ]
     final = {r["objective"]: r for r in runs if r["checkpoint"] == 2}
     budget = result["budget_pflops"]
     assert final["electra"]["pflops"] == pytest.approx(budget)
@@ -111,7 +146,7 @@ def test_equal_compute_every_checkpoint_and_seed(finished_run):
 
 
 def test_discriminator_curves(finished_run):
-    _, result = finished_run
+    _, result, _ = finished_run
     runs = {(r["objective"], r["seed"], r["checkpoint"]): r
             for r in result["runs"]}
     for seed in range(2):
@@ -151,7 +186,7 @@ def test_discriminator_curves(finished_run):
 
 
 def test_a_finished_run_is_not_repeated(finished_run, monkeypatch):
-    tmp_path, first = finished_run
+    tmp_path, first, _ = finished_run
 
     def fail(*args, **kwargs):
         raise AssertionError("trained again")

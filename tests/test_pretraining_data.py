@@ -497,6 +497,29 @@ def test_workers_write_the_same_shards(shards, corpus, tmp_path, monkeypatch):
     assert len(os.listdir(tmp_path / "out")) == 4  # 3 shards, metadata
 
 
+@pytest.mark.parametrize("in_process_bytes", [None, 0])
+def test_workers_only_for_a_corpus_worth_their_start(
+    shards, corpus, tmp_path, monkeypatch, in_process_bytes
+):
+    pools = []
+
+    def get_context(method):
+        pools.append(method)
+        return type("Spawn", (), {"Pool": InProcessPool})
+
+    monkeypatch.setattr(multiprocessing, "get_context", get_context)
+    monkeypatch.setattr(data.shards, "_cpu_count", lambda: 4)
+    if in_process_bytes is not None:
+        monkeypatch.setattr(data.shards, "IN_PROCESS_BYTES", in_process_bytes)
+    data.write_pretraining_shards(
+        shards["files"], corpus["tokenizer"], tmp_path, num_shards=3,
+        max_sequence_length=LENGTH, verbose=0,
+    )
+    # The fixture's few kB: packed here. Past the threshold: in workers.
+    assert pools == ([] if in_process_bytes is None else ["spawn"])
+    same_output(shards["folder"], tmp_path, ignore=("seconds", "source_files"))
+
+
 @pytest.mark.skipif(
     not os.environ.get("ELECTRA_TEST_WORKER_PROCESSES"),
     reason="starts real worker processes (about 10 s of imports each); set "

@@ -368,12 +368,31 @@ def test_demo_continues_a_transformers_checkpoint_pair(
         model.save_pretrained(str(tmp_path / name))
         tokenizer.save_pretrained(str(tmp_path / name))
         folders[name] = str(tmp_path / name)
+    # Fine-tuning and probing a pre-trained preset are the same here as in
+    # test_demo_end_to_end_on_fixtures, which runs them; this test asks for
+    # the continued preset to reach them.
+    scored = []
+
+    def fine_tune_classifier(preset, splits, *args, from_scratch, **kwargs):
+        scored.append((preset, from_scratch))
+        return None, {split: {"accuracy": 0.5} for split in splits}
+
+    def frozen_encoder_accuracy(preset, reviews, seed):
+        scored.append((preset, "frozen"))
+        return {name: {"dev": 0.5, "test": 0.5}
+                for name in ("electra", "from_scratch")}
+
+    monkeypatch.setattr(demo, "fine_tune_classifier", fine_tune_classifier)
+    monkeypatch.setattr(demo, "frozen_encoder_accuracy",
+                        frozen_encoder_accuracy)
     output = tmp_path / "demo"
     summary = demo.main(
         ["--preset", folders["d"], "--generator-preset", folders["g"],
          "--steps", "2", "--finetuning-epochs", "1", "--output", str(output)]
     )
     check_demo_summary(summary, output)
+    preset = str(output / "pretraining" / "preset")
+    assert scored == [(preset, False), (preset, True), (preset, "frozen")]
     printed = capsys.readouterr().out
     assert f"{folders['d']} + " in printed  # the table names the checkpoint
     with open(output / "pretraining" / "preset" / "pretrainer.json") as file:

@@ -37,6 +37,10 @@ FEATURES = ("token_ids", "segment_ids", "padding_mask")
 METADATA_FILE = "metadata.json"
 SHARD_PATTERN = "pretrain-{index:05d}-of-{count:05d}.tfrecord"
 _SHARD_NAME = re.compile(r"pretrain-\d{5}-of-\d{5}\.tfrecord")
+# A worker process spends its first 10 s or so importing TensorFlow, in
+# which this process packs tens of MiB itself: a smaller corpus is packed
+# here (the demo's 17 MB: 6-9 s here, 19 s in two workers; RESULTS.md).
+IN_PROCESS_BYTES = 32 * 2**20
 
 # Environment of the worker processes of `write_pretraining_shards`: TF
 # only (the tokenizer runs on TF whatever the Keras backend), one thread
@@ -98,7 +102,9 @@ def write_pretraining_shards(
         num_shards: int. Number of shard files.
         seed: int. Seed of the example builders.
         num_workers: int. Worker processes; defaults to the smaller of the
-            number of CPUs and of files. 1 works in this process.
+            number of CPUs and of files, but to 1 for a corpus under
+            `IN_PROCESS_BYTES` (32 MiB), which this process packs sooner
+            than workers start. 1 works in this process.
         errors: `"strict"` or `"skip"`, for files that are not UTF-8 (see
             `read_documents`).
         verbose: 0 for silence, 1 for a progress bar, 2 for one line at
@@ -140,7 +146,7 @@ def write_pretraining_shards(
             f"`num_shards` must be a positive integer, got {num_shards!r}."
         )
     if num_workers is None:
-        num_workers = min(_cpu_count(), len(files))
+        num_workers = _default_num_workers(files)
     if not isinstance(num_workers, (int, np.integer)) or num_workers < 1:
         raise ValueError(
             f"`num_workers` must be a positive integer, got {num_workers!r}."
@@ -559,6 +565,12 @@ def _peek_sequence_length(files):
         return len(example.features.feature["token_ids"].int64_list.value)
     return None
 
+
+
+def _default_num_workers(files):
+    if sum(os.path.getsize(path) for path in files) < IN_PROCESS_BYTES:
+        return 1
+    return min(_cpu_count(), len(files))
 
 
 def _cpu_count():
