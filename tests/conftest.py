@@ -76,6 +76,22 @@ def count_calls(monkeypatch, module, name):
     return calls
 
 
+def without_torch_codegen(monkeypatch):
+    """On torch, `jit_compile=True` is `torch.compile`: keep Dynamo's graph
+    capture (what runs through our Python) and AOTAutograd, but skip
+    Inductor's C++ code generation, a minute or more on 2 CPUs. Elsewhere,
+    nothing."""
+    if keras.config.backend() != "torch":
+        return
+    import functools
+
+    import torch
+
+    monkeypatch.setattr(
+        torch, "compile", functools.partial(torch.compile, backend="aot_eager")
+    )
+
+
 def numpy_tree(tree):
     return keras.tree.map_structure(keras.ops.convert_to_numpy, tree)
 

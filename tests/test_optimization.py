@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import keras_electra
-from conftest import backend, tiny_backbone, tiny_batch
+from conftest import backend, tiny_backbone, tiny_batch, without_torch_codegen
 
 NUM_LAYERS = 2
 DECAY = 0.5
@@ -313,19 +313,8 @@ def test_misuse_is_reported():
 
 
 def test_fit_with_jit_follows_multipliers(monkeypatch):
-    if backend() == "torch":
-        # Keras' jit on torch is `torch.compile` (Dynamo). Keep Dynamo's graph
-        # capture, which is what runs through the optimizer's Python hooks,
-        # but skip Inductor's C++ code generation: about a minute on 2 CPUs.
-        import functools
-
-        import torch
-
-        monkeypatch.setattr(
-            torch,
-            "compile",
-            functools.partial(torch.compile, backend="aot_eager"),
-        )
+    # Dynamo's capture is what runs through the optimizer's Python hooks.
+    without_torch_codegen(monkeypatch)
     # One layer (three distinct multipliers) keeps torch.compile's time down.
     model = tiny_model(num_layers=1, dropout=0.0)
     reference = tiny_model(num_layers=1, dropout=0.0)

@@ -7,6 +7,7 @@ import pytest
 import keras_electra
 from conftest import CLS, MASK, PAD, SEP, VOCAB_SIZE
 from conftest import numpy_tree, repetitive_corpus, tiny_batch, tiny_pretrainer
+from conftest import without_torch_codegen
 
 SPECIALS = [PAD, CLS, SEP, MASK]
 
@@ -220,7 +221,8 @@ def test_uniform_generator_trains_only_the_discriminator(
     )
 
 
-def test_loss_goes_down_with_fit():
+def test_loss_goes_down_with_fit(monkeypatch):
+    without_torch_codegen(monkeypatch)
     pretrainer = tiny_pretrainer(seed=9, generator_size=1.0)
     pretrainer.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=True)
     history = pretrainer.fit(
