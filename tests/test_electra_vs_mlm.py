@@ -40,8 +40,8 @@ def score_for_real_once(name, calls):
     each call's `(preset, seed, from_scratch)` in `calls`, runs for real the
     first time and then repeats that first result: one real fine-tuning and
     one real probe cover the glue (the library code under them is tested on
-    every backend elsewhere), and the other nine of each, which would take
-    four minutes, only have to be asked for the right presets."""
+    every backend elsewhere), and the other nine of each, nearly three
+    minutes on 2 cores, only have to be asked for the right presets."""
     real = getattr(electra_vs_mlm, name)
     results = []
 
