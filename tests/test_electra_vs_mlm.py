@@ -108,14 +108,14 @@ def test_equal_compute_every_checkpoint_and_seed(finished_run):
     assert len(runs) == 2 * (1 + 2 * 2)
     # Each fine-tuned and probed once, on its own preset: the untrained
     # architecture from scratch, then each checkpoint's own.
-    for recorded in calls.values():
-        assert recorded == calls["finetune_run"]
-        assert len(recorded) == len(runs)
-        assert len({preset for preset, _, from_scratch in recorded
-                    if not from_scratch}) == 2 * 2 * 2
-        assert [(seed, from_scratch) for _, seed, from_scratch in recorded] == [
-            (seed, index == 0) for seed in range(2) for index in range(5)
-        ]
+    recorded = calls["finetune_run"]
+    assert calls["frozen_run"] == recorded
+    assert len(recorded) == len(runs)
+    assert len({preset for preset, _, from_scratch in recorded
+                if not from_scratch}) == 2 * 2 * 2
+    assert [(seed, from_scratch) for _, seed, from_scratch in recorded] == [
+        (seed, index == 0) for seed in range(2) for index in range(5)
+    ]
     final = {r["objective"]: r for r in runs if r["checkpoint"] == 2}
     budget = result["budget_pflops"]
     assert final["electra"]["pflops"] == pytest.approx(budget)

@@ -455,6 +455,21 @@ class InProcessPool:
         pass
 
 
+def workers_in_this_process(monkeypatch):
+    """`multiprocessing`'s `spawn` context with `InProcessPool` for its
+    pool; returns the list of the contexts asked for, as they are."""
+    asked = []
+
+    def get_context(method):
+        asked.append(method)
+        if method != "spawn":
+            return None
+        return type("Spawn", (), {"Pool": InProcessPool})
+
+    monkeypatch.setattr(multiprocessing, "get_context", get_context)
+    return asked
+
+
 def same_output(folder, other, ignore=("seconds",)):
     """The same shard bytes and metadata (but for the time taken)."""
     metadata = [
@@ -471,12 +486,7 @@ def same_output(folder, other, ignore=("seconds",)):
 def test_workers_write_the_same_shards(shards, corpus, tmp_path, monkeypatch):
     """Examples are dealt out in file order whoever builds them, and a
     skipped file is reported from the workers too."""
-    monkeypatch.setattr(
-        multiprocessing,
-        "get_context",
-        lambda method: type("Spawn", (), {"Pool": InProcessPool})
-        if method == "spawn" else None,
-    )
+    workers_in_this_process(monkeypatch)
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"\xff\n")
     before = dict(os.environ)
@@ -501,13 +511,7 @@ def test_workers_write_the_same_shards(shards, corpus, tmp_path, monkeypatch):
 def test_workers_only_for_a_corpus_worth_their_start(
     shards, corpus, tmp_path, monkeypatch, in_process_bytes
 ):
-    pools = []
-
-    def get_context(method):
-        pools.append(method)
-        return type("Spawn", (), {"Pool": InProcessPool})
-
-    monkeypatch.setattr(multiprocessing, "get_context", get_context)
+    pools = workers_in_this_process(monkeypatch)
     monkeypatch.setattr(data.shards, "_cpu_count", lambda: 4)
     if in_process_bytes is not None:
         monkeypatch.setattr(data.shards, "IN_PROCESS_BYTES", in_process_bytes)

@@ -566,7 +566,6 @@ def _peek_sequence_length(files):
     return None
 
 
-
 def _default_num_workers(files):
     if sum(os.path.getsize(path) for path in files) < IN_PROCESS_BYTES:
         return 1
