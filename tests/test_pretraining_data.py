@@ -291,6 +291,60 @@ def test_train_vocabulary(tmp_path):
     assert "é" in accented and "H" not in accented
 
 
+def zipf_text(num_words, seed=0):
+    """Lines of Zipf-distributed words that share stems and endings, with
+    accents, digits, CJK and punctuation (`#` too, the joiner's character)."""
+    rng = np.random.default_rng(seed)
+    stems = ["trans", "form", "électr", "pre", "dis", "crim", "in", "at",
+             "ör", "東京", "9"]
+    endings = ["", "s", "ing", "ed", "ation", "or", "ly", "#", "!"]
+    lexicon = sorted({
+        "".join(rng.choice(stems, size=rng.integers(1, 4))) + rng.choice(endings)
+        for _ in range(600)
+    })
+    ranks = np.minimum(rng.zipf(1.3, num_words), len(lexicon)) - 1
+    words = [lexicon[rank] for rank in ranks]
+    return "".join(
+        " ".join(words[i : i + 12]) + "\n" for i in range(0, num_words, 12)
+    )
+
+
+@pytest.mark.parametrize("vocabulary_size", [80, 150, 400])
+def test_train_vocabulary_is_keras_hubs(tmp_path, vocabulary_size):
+    """The vocabulary `compute_word_piece_vocabulary` learns, from our own
+    faster learner, at sizes that stop its threshold search at different
+    places."""
+    path = tmp_path / "text.txt"
+    path.write_text(zipf_text(30_000), encoding="utf-8")
+    expected = keras_hub.tokenizers.compute_word_piece_vocabulary(
+        [str(path)],
+        vocabulary_size,
+        lowercase=True,
+        strip_accents=True,
+        reserved_tokens=data.SPECIAL_TOKENS,
+    )
+    vocabulary = data.train_vocabulary(path, vocabulary_size, verbose=0)
+    assert vocabulary == expected
+    assert any(token.startswith("##") and len(token) > 3 for token in vocabulary)
+
+
+def test_train_vocabulary_with_few_distinct_words_keeps_the_alphabet(tmp_path):
+    """Past `max_distinct_words`, rare words are dropped but their
+    characters stay, and the most frequent words are still learned."""
+    path = tmp_path / "text.txt"
+    path.write_text(zipf_text(30_000), encoding="utf-8")
+    exact = data.train_vocabulary(path, 150, verbose=0)
+    bounded = data.train_vocabulary(
+        path, 150, max_distinct_words=40, verbose=0
+    )
+    assert bounded != exact
+    alphabet = {token for token in exact if len(token) == 1}
+    assert alphabet == {token for token in bounded if len(token) == 1}
+    # Past the special tokens and the characters: pieces by frequency.
+    frequent = [token for token in exact if len(token) > 1][5:10]
+    assert set(frequent) <= set(bounded)
+
+
 def test_train_vocabulary_errors(tmp_path):
     path = tmp_path / "text.txt"
     path.write_text("The quick brown fox jumps over the lazy dog.\n",
