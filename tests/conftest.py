@@ -21,15 +21,16 @@ from keras_electra.data import cache_dir  # noqa: E402
 # What the tiny models compile to, kept between runs in JAX's persistent
 # cache: the suite compiles the same small programs over and over (on JAX,
 # 2 cores: 1,158 s without it, 922 s from an empty cache, 437 s from a full
-# one). Set in the environment for the recipes that tests start, and in this
-# process, where JAX is already imported. The size bound turns on the
-# cache's file lock, which the two pytest workers need; entries of every
-# size and compile time are kept.
+# one; about 70 MB). Set in the environment for the recipes that tests
+# start, and in this process, where JAX is already imported. Entries of
+# every size and compile time are kept. No size bound: with one, JAX scans
+# the whole folder on every write, which made the pass slower than none.
+# Without its lock, an entry read while the other worker writes it fails
+# to decompress, and JAX compiles instead.
 JAX_COMPILATION_CACHE = {
     "jax_compilation_cache_dir": os.path.join(
         cache_dir(), "jax-test-compilations"
     ),
-    "jax_compilation_cache_max_size": 2**30,
     "jax_persistent_cache_min_compile_time_secs": 0.0,
     "jax_persistent_cache_min_entry_size_bytes": -1,
 }
