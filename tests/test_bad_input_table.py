@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tarfile
+import warnings
 
 import keras
 import keras_hub
@@ -32,6 +33,7 @@ from conftest import tiny_batch
 from conftest import tiny_pretrainer
 from keras_electra import data as datasets
 from keras_electra import pretraining as pretraining_data
+from keras_electra.utils.preset_loading import weights_errors
 
 from scripts import load_script
 
@@ -311,12 +313,32 @@ def test_config_that_disagrees_with_the_weights(classifier_preset, tmp_path):
     config["config"]["hidden_dim"] *= 2  # 16 -> 32, still 2 heads
     with open(path, "w") as file:
         json.dump(config, file)
-    with pytest.raises(
-        ValueError, match=r"model\.weights\.h5.*do not match.*config\.json"
-    ):
-        keras_electra.ElectraBackbone.from_preset(preset)
-    with pytest.raises(ValueError, match=r"model\.weights\.h5"):
-        keras_electra.ElectraTextClassifier.from_preset(preset)
+    # Our error alone: not Keras' "Skipping nested container" warnings first.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(
+            ValueError,
+            match=r"model\.weights\.h5.*do not match.*config\.json",
+        ):
+            keras_electra.ElectraBackbone.from_preset(preset)
+        with pytest.raises(ValueError, match=r"model\.weights\.h5"):
+            keras_electra.ElectraTextClassifier.from_preset(preset)
+    assert [str(warning.message) for warning in caught] == []
+
+
+def test_warnings_while_loading_weights_shown_only_if_the_load_succeeds():
+    with pytest.warns(UserWarning, match="kept"):
+        with weights_errors("a-preset", "model.weights.h5"):
+            warnings.warn("kept")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(
+            ValueError, match=r"Cannot load model\.weights\.h5 of preset 'a-"
+        ):
+            with weights_errors("a-preset", "model.weights.h5"):
+                warnings.warn("held back")
+                raise ValueError("shapes differ")
+    assert [str(warning.message) for warning in caught] == []
 
 
 @pytest.mark.parametrize("model_type", ["bert", "roberta"])

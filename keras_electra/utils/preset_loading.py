@@ -12,6 +12,7 @@ import contextlib
 import inspect
 import os
 import shutil
+import warnings
 
 import keras_hub
 
@@ -170,9 +171,17 @@ def load_backbone(cls, preset, load_weights, overrides):
 @contextlib.contextmanager
 def weights_errors(preset, filename):
     """h5py's `OSError` on a truncated file, or Keras' `ValueError` on weights
-    of other shapes, as a `ValueError` that names the preset and the file."""
+    of other shapes, as a `ValueError` that names the preset and the file.
+
+    Warnings raised while loading are held back and shown only if the load
+    succeeds: on weights of other shapes, Keras warns about each container it
+    could not fill ("Skipping nested container") before it fails, and those
+    warnings only repeat the error, less clearly.
+    """
     try:
-        yield
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield
     except (OSError, ValueError) as error:
         detail = " ".join(str(error).split())
         if len(detail) > 400:
@@ -183,6 +192,10 @@ def weights_errors(preset, filename):
             f"of the preset's {preset_utils.CONFIG_FILE} "
             f"({type(error).__name__}: {detail})"
         ) from error
+    for warning in caught:
+        warnings.warn_explicit(
+            warning.message, warning.category, warning.filename, warning.lineno
+        )
 
 
 def load_task(cls, preset, load_weights, kwargs):
