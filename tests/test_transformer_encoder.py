@@ -180,6 +180,36 @@ def test_dropout_drops_at_its_rate_without_bias(rate):
 
 
 @pytest.mark.skipif(
+    keras.config.backend() != "jax",
+    reason="jax_dropout is JAX's path; every backend's dropout is tested "
+    "above.",
+)
+def test_jax_dropout_uses_both_words_of_its_draws_and_each_key_anew():
+    import jax
+
+    def dropped(key):
+        x = np.ones((300, 1000), "float32")
+        return np.asarray(
+            electra_transformer_encoder.jax_dropout(x, 0.1, key)
+        ) == 0
+
+    rate = 6554 / 65536  # 0.1 rounded to a multiple of 2**-16
+    first = dropped(jax.random.PRNGKey(0))
+    count = first.size
+    assert abs(first.mean() - rate) < 5 * np.sqrt(rate * (1 - rate) / count)
+    # The two words of one draw decide elements half a row apart.
+    both = (first[:, :500] & first[:, 500:]).mean()
+    assert abs(both - rate**2) < 5 * np.sqrt(rate**2 / (count / 2))
+    # A seed generator's next key (its counter word + 1) drops anew.
+    second = dropped(np.array([0, 1], "uint32"))
+    assert abs((first & second).mean() - rate**2) < 5 * np.sqrt(
+        rate**2 / count
+    )
+    # A typed key is the raw key it holds.
+    np.testing.assert_array_equal(dropped(jax.random.key(0)), first)
+
+
+@pytest.mark.skipif(
     keras.config.backend() != "torch",
     reason="torch_cpu_dropout is PyTorch's CPU path; every backend's "
     "dropout is tested above.",
