@@ -453,16 +453,10 @@ def jax_dropout(inputs, rate, key):
     half the draws of `jax.random.bernoulli`. The drop probability is the
     rate rounded to a multiple of `2**-16`, as in `torch_cpu_dropout`.
 
-    The bits come from XLA's own threefry generator (`rng_bit_generator`)
-    keyed with `key`, not from `jax.random.bits`: on a CPU, JAX's
-    partitionable threefry (its default since 0.5) takes 3-4 times as long
-    for the same number of bits.
-
     Args:
         inputs: a JAX array whose last axis is even.
         rate: float in [0, 1).
-        key: a JAX PRNG key, raw (`SeedGenerator.next()`,
-            `jax.random.PRNGKey`) or typed (`jax.random.key`).
+        key: a JAX PRNG key (`SeedGenerator.next()`).
 
     Returns:
         An array like `inputs`.
@@ -485,13 +479,7 @@ def jax_dropout(inputs, rate, key):
     if threshold == 0:
         return inputs
     half = inputs.shape[:-1] + (inputs.shape[-1] // 2,)
-    if jax.dtypes.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    # Threefry's state: the 64-bit key, then a 64-bit counter from 0.
-    state = jnp.concatenate([key.astype(jnp.uint32), jnp.zeros(2, jnp.uint32)])
-    _, draws = jax.lax.rng_bit_generator(
-        state, half, jnp.uint32, algorithm=jax.lax.RandomAlgorithm.RNG_THREE_FRY
-    )
+    draws = jax.random.bits(key, half, jnp.uint32)
     words = jnp.concatenate([draws & (levels - 1), draws >> 16], axis=-1)
     scale = jnp.asarray(levels / (levels - threshold), inputs.dtype)
     return jnp.where(words >= threshold, inputs * scale, 0)
