@@ -6,7 +6,6 @@ and the data prepared once. Tiny and offline."""
 
 import os
 import time
-import warnings
 
 import keras
 import numpy as np
@@ -267,34 +266,3 @@ def test_write_in_domain_corpus(tmp_path):
     )
     with pytest.raises(ValueError, match="unlabeled"):
         write_in_domain_corpus({"train": reviews["train"]}, path)
-
-
-def test_mixed_bfloat16_warns_where_bfloat16_products_are_far_slower(
-    monkeypatch,
-):
-    try:
-        # PyTorch without the CPU's bfloat16 instructions: a generic loop.
-        monkeypatch.setattr(runs, "bfloat16_slowdown", lambda: 52.4)
-        with pytest.warns(RuntimeWarning, match="take 52 times as long"):
-            assert runs.use_mixed_bfloat16() == 52.4
-        assert keras.config.dtype_policy().name == "mixed_bfloat16"
-        # Converted to float32 (XLA on the same CPU): no warning.
-        monkeypatch.setattr(runs, "bfloat16_slowdown", lambda: 1.2)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            assert runs.use_mixed_bfloat16() == 1.2
-    finally:
-        keras.config.set_dtype_policy("float32")
-
-
-def test_the_bfloat16_slowdown_is_measured_on_the_backend(monkeypatch):
-    products = []
-    matmul = keras.ops.matmul
-    monkeypatch.setattr(
-        keras.ops, "matmul",
-        lambda a, b: products.append(keras.backend.standardize_dtype(a.dtype))
-        or matmul(a, b),
-    )
-    assert runs.bfloat16_slowdown(size=32) > 0
-    # A warmup and 3 timed products in each precision.
-    assert products == ["float32"] * 4 + ["bfloat16"] * 4

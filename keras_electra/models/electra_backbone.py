@@ -14,6 +14,7 @@ from keras_electra.models.electra_transformer_encoder import ElectraDropout
 from keras_electra.models.electra_transformer_encoder import (
     TransformerEncoder,
 )
+from keras_electra.utils import precision
 from keras_electra.utils import preset_loading
 from keras_electra.utils.keras_compat import gelu_approximate
 
@@ -338,6 +339,9 @@ class ElectraBackbone(keras_hub.models.ElectraBackbone):
         self.num_segments = num_segments
         self.approximate_gelu = approximate_gelu
         self.cls_token_index = 0
+
+        # Warns (once) where bfloat16 compute is far slower than float32.
+        precision.check_bfloat16_speed(self.dtype_policy)
 
     def get_config(self):
         config = super().get_config()

@@ -18,9 +18,8 @@ benchmarks.
   checks of their files and output folders, before any work.
 - `backend_version()`: the version of the Keras backend's framework, for
   result files.
-- `use_mixed_bfloat16()`, `bfloat16_slowdown()`: the `mixed_bfloat16`
-  policy, with a warning where bfloat16 products are far slower than
-  float32 ones.
+- `use_mixed_bfloat16()`: the `mixed_bfloat16` policy, checked at once
+  for a device where bfloat16 products are far slower than float32 ones.
 """
 
 import argparse
@@ -29,7 +28,6 @@ import importlib
 import math
 import os
 import time
-import warnings
 
 import keras
 import numpy as np
@@ -37,6 +35,7 @@ import numpy as np
 from keras_electra.training import checkpoints
 from keras_electra.utils import checks
 from keras_electra.utils import file_io
+from keras_electra.utils import precision
 
 # Built-in sizes of `recipes/pretrain.py` (tiny is ours, trained like small).
 SIZES = ("tiny", "small", "base", "large")
@@ -476,47 +475,13 @@ def backend_version():
     return importlib.import_module(module[keras.config.backend()]).__version__
 
 
-# bfloat16 products this many times slower than float32 ones make
-# `mixed_bfloat16` a loss (PyTorch's generic loop: 50 times and more);
-# converted to float32 (XLA on the same CPU), they stay below it.
-BFLOAT16_SLOWDOWN_LIMIT = 3.0
-
-
-def bfloat16_slowdown(size=256):
-    """How many times longer a `size` x `size` bfloat16 matrix product takes
-    than a float32 one on the backend's default device (best of 3 each).
-
-    PyTorch on a CPU without bfloat16 instructions (AVX-512 BF16, AMX)
-    falls back to a generic loop, 50-300 times slower than float32 (more
-    for larger products) on a 2-core AMD EPYC with AVX2 only; JAX and
-    TensorFlow are 1.0-1.6 times slower there. See benchmarks/RESULTS.md.
-
-    Example:
-    ```python
-    from keras_electra.training.runs import bfloat16_slowdown
-
-    bfloat16_slowdown()  # about 50 for PyTorch on a CPU with AVX2 only
-    ```
-    """
-    seconds = {}
-    for dtype in ("float32", "bfloat16"):
-        x = keras.ops.ones((size, size), dtype=dtype)
-        keras.ops.convert_to_numpy(keras.ops.matmul(x, x))  # warmup
-        best = math.inf
-        for _ in range(3):
-            start = time.perf_counter()
-            keras.ops.convert_to_numpy(keras.ops.matmul(x, x))
-            best = min(best, time.perf_counter() - start)
-        seconds[dtype] = best
-    return seconds["bfloat16"] / seconds["float32"]
-
-
 def use_mixed_bfloat16():
     """Set Keras' global dtype policy to `mixed_bfloat16` (bfloat16
-    compute, float32 weights); warn where the backend's bfloat16 products
-    are more than `BFLOAT16_SLOWDOWN_LIMIT` times slower than float32 ones,
-    so that training would slow down, not speed up. Returns the measured
-    slowdown (`bfloat16_slowdown()`).
+    compute, float32 weights) and check at once whether bfloat16 pays on
+    this device (`keras_electra.utils.precision.check_bfloat16_speed`,
+    which warns where bfloat16 products are more than
+    `BFLOAT16_SLOWDOWN_LIMIT` times slower than float32 ones, so that
+    training would slow down, not speed up). Returns the measured slowdown.
 
     Example:
     ```python
@@ -530,14 +495,4 @@ def use_mixed_bfloat16():
     ```
     """
     keras.config.set_dtype_policy("mixed_bfloat16")
-    slowdown = bfloat16_slowdown()
-    if slowdown > BFLOAT16_SLOWDOWN_LIMIT:
-        warnings.warn(
-            f"bfloat16 matrix products take {slowdown:.0f} times as long as "
-            f"float32 ones here ({keras.config.backend()}): this device has "
-            "no bfloat16 instructions that the backend uses, so "
-            "mixed_bfloat16 will train slower, not faster. Train in float32.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return slowdown
+    return precision.check_bfloat16_speed(keras.config.dtype_policy())
