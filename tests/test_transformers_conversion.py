@@ -500,7 +500,9 @@ def test_export_pretrainer_towers_round_trip(tmp_path):
         atol=1e-5,
         rtol=0,
     )
-    with pytest.raises(ValueError, match="two checkpoints"):
+    with pytest.raises(
+        ValueError, match=r"two checkpoints.*tokenizer=pretrainer\.tokenizer"
+    ):
         keras_electra.export_to_transformers(pretrainer, tmp_path / "p")
 
 
@@ -520,6 +522,25 @@ def test_export_writes_vocabulary(tmp_path):
     assert lines == VocabularyOnly().get_vocabulary()
     tokenizer = transformers.AutoTokenizer.from_pretrained(str(path))
     assert tokenizer("w0 w7")["input_ids"] == [2, 5, 12, 3]
+
+
+def test_export_takes_the_tokenizer_of_the_models_preprocessor(tmp_path):
+    # Without it, a checkpoint of a model with its own vocabulary would load
+    # back with BERT's special token ids.
+    vocabulary = VocabularyOnly().get_vocabulary()
+    classifier = keras_electra.ElectraTextClassifier(
+        keras_backbone(),
+        num_classes=2,
+        preprocessor=keras_electra.ElectraTextClassifierPreprocessor(
+            keras_electra.ElectraTokenizer(vocabulary, lowercase=True),
+            sequence_length=8,
+        ),
+    )
+    path = tmp_path / "model"
+    keras_electra.export_to_transformers(classifier, path)
+    assert (path / "vocab.txt").read_text().splitlines() == vocabulary
+    restored = keras_electra.ElectraTextClassifier.from_preset(str(path))
+    assert restored.preprocessor.tokenizer.get_vocabulary() == vocabulary
 
 
 def test_export_replaces_only_checkpoints(tmp_path):

@@ -262,10 +262,11 @@ def pretrainer_from_transformers(discriminator, generator, **kwargs):
     directory = tempfile.mkdtemp()
     discriminator_dir = os.path.join(directory, "discriminator")
     generator_dir = os.path.join(directory, "generator")
-    keras_electra.export_to_transformers(
-        pretrainer.discriminator, discriminator_dir
-    )
-    keras_electra.export_to_transformers(pretrainer.generator, generator_dir)
+    for tower, path in [("discriminator", discriminator_dir),
+                        ("generator", generator_dir)]:
+        keras_electra.export_to_transformers(
+            getattr(pretrainer, tower), path, tokenizer=pretrainer.tokenizer
+        )
     restored = keras_electra.pretrainer_from_transformers(
         discriminator_dir, generator_dir, mask_rate=0.2
     )

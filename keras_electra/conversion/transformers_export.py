@@ -35,12 +35,14 @@ def export_to_transformers(model, directory, tokenizer=None):
     loadable with `transformers`' `from_pretrained` (and with our
     `from_preset`). Writes `config.json` (`hidden_act` `"gelu"` or
     `"gelu_new"` per `approximate_gelu`), `model.safetensors` (float32) and,
-    with a `tokenizer` that has `get_vocabulary()`, `vocab.txt` and
-    `tokenizer_config.json`. The backbone's `pooled_dense` has no
-    counterpart in `transformers` and is left out. To export an
-    `ElectraPretrainer`, export its `discriminator` and `generator`; the
-    discriminator of `embedding_sharing="gdes"` is exported with its token
-    table folded (`shared + delta`, `fold_embeddings`).
+    with a tokenizer, `vocab.txt` and `tokenizer_config.json`. The
+    backbone's `pooled_dense` has no counterpart in `transformers` and is
+    left out. To export an `ElectraPretrainer`, export its `discriminator`
+    and `generator` with `tokenizer=pretrainer.tokenizer` (the towers hold
+    no tokenizer, and a pair without `vocab.txt` loads back with BERT's
+    special token ids); the discriminator of `embedding_sharing="gdes"` is
+    exported with its token table folded (`shared + delta`,
+    `fold_embeddings`).
 
     The checkpoint is written to a temporary directory and moved into place,
     replacing an earlier export at `directory`; a non-empty `directory`
@@ -55,7 +57,8 @@ def export_to_transformers(model, directory, tokenizer=None):
             `ElectraGenerator`.
         directory: path of the checkpoint directory.
         tokenizer: optional tokenizer with `get_vocabulary()` (e.g.
-            `keras_hub.models.ElectraTokenizer`).
+            `keras_electra.ElectraTokenizer`). Defaults to the tokenizer of
+            the model's `preprocessor`, where it has one.
 
     Example:
     ```python
@@ -94,8 +97,9 @@ def export_to_transformers(model, directory, tokenizer=None):
     elif isinstance(model, ElectraPretrainer):
         raise ValueError(
             "Export an ElectraPretrainer as two checkpoints: "
-            "`export_to_transformers(pretrainer.discriminator, ...)` and "
-            "`export_to_transformers(pretrainer.generator, ...)`."
+            "`export_to_transformers(pretrainer.discriminator, ..., "
+            "tokenizer=pretrainer.tokenizer)` and the same for "
+            "`pretrainer.generator`."
         )
     else:
         raise ValueError(
@@ -110,6 +114,9 @@ def export_to_transformers(model, directory, tokenizer=None):
     for name, variable, layout in head_entries:
         tensors[name] = to_transformers(layout, numpy(variable))
 
+    if tokenizer is None:
+        preprocessor = getattr(model, "preprocessor", None)
+        tokenizer = getattr(preprocessor, "tokenizer", None)
     vocabulary = None
     pad_token_id = 0
     if tokenizer is not None:
