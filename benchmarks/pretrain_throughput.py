@@ -39,9 +39,10 @@ processes other than its own took during the run (`/proc/stat`; the JSON's
 How it is measured. Every variant runs in its own subprocess (so that its
 peak resident memory, `ru_maxrss`, is its own; the tables also give the
 RSS after the imports and the peak above it, what the model and its steps
-added: keras-hub imports TensorFlow on every backend). The workers are started
-first; each builds its model, compiles and runs `--warmup-steps` untimed
-steps, then waits. Then, round after round, each worker in turn runs
+added: keras-hub imports TensorFlow on every backend wherever it is
+installed; `--without-tensorflow` runs the Keras workers on JAX and PyTorch
+as an install without it). The workers are started first; each builds its
+model, compiles and runs `--warmup-steps` untimed steps, then waits. Then, round after round, each worker in turn runs
 `--chunk-steps` timed steps while the others sleep: the variants alternate,
 so a change in machine load hits them all alike. The step time is the
 median over the rounds; the device is synchronised at both ends of a chunk
@@ -338,6 +339,14 @@ def parse_args(argv=None):
         "for reused buffers; see ALLOCATORS) or glibc (its defaults; any "
         "MALLOC_* setting of this shell is dropped) [retain].",
     )
+    add(
+        "--without-tensorflow",
+        action="store_true",
+        help="Run the Keras workers as an install without TensorFlow "
+        "(pip install keras-electra[jax] or [torch]): `import tensorflow` "
+        "fails in them, so keras-hub, which imports it wherever it is "
+        "installed, does not. JAX and PyTorch backends only.",
+    )
     add("--no-hf", action="store_true", help="Skip the transformers side.")
     add(
         "--skip-finetune",
@@ -402,6 +411,11 @@ def parse_args(argv=None):
     for backend in args.backends:
         if backend not in BACKENDS:
             parser.error(f"--backends: {backend!r} is not one of {BACKENDS}.")
+    if args.without_tensorflow and "tensorflow" in args.backends:
+        parser.error(
+            "--without-tensorflow: the tensorflow backend is TensorFlow; "
+            "benchmark jax and torch alone."
+        )
     for precision in args.precisions + args.finetune_precisions:
         if precision not in PRECISIONS:
             parser.error(f"precision {precision!r} is not one of {PRECISIONS}.")
@@ -738,6 +752,7 @@ def main(argv=None):
         "jit_compile": args.jit_compile,
         "seed": args.seed,
         "device": args.device,
+        "without_tensorflow": args.without_tensorflow,
     }
     comparisons = [] if args.skip_pretrain else [
         ("pretrain", variant_specs(args, args.precisions, None, common))
@@ -823,12 +838,13 @@ def main(argv=None):
     print(peak_line(peaks))
     for table in tables:
         print("\n" + table)
+    without = "; Keras workers without TensorFlow" * args.without_tensorflow
     print(
         f"\n{args.preset}, vocabulary {args.vocab_size}, sequence length "
         f"{args.sequence_length}, batch {args.batch_size}, {args.threads} "
         f"threads; median of {args.rounds} round(s) of {args.chunk_steps} "
         f"step(s) after {args.warmup_steps} warmup step(s); glibc malloc: "
-        f"{allocator_description(args.allocator)}. "
+        f"{allocator_description(args.allocator)}{without}. "
         f"{result['wall_seconds']:.0f} s in all. Wrote {args.output}"
     )
     return 1 if failures else 0
@@ -1344,6 +1360,9 @@ def ready(conductor, versions, rss_after_import):
 
 def keras_worker(spec, conductor):
     os.environ["KERAS_BACKEND"] = spec["backend"]
+    if spec["without_tensorflow"]:
+        for name in ("tensorflow", "tensorflow_text"):
+            sys.modules[name] = None  # `import` fails: as if not installed
     import keras
     import keras_hub
 
@@ -1424,6 +1443,7 @@ def keras_worker(spec, conductor):
     )
     details = {
         "device": device,
+        "tensorflow_imported": sys.modules.get("tensorflow") is not None,
         "effective_jit_compile": model.jit_compile,
         "warmup_steps": spec["warmup_steps"],
         "parameters": model.count_params(),
