@@ -40,11 +40,13 @@ How it is measured. Every variant runs in its own subprocess (so that its
 peak resident memory, `ru_maxrss`, is its own; the tables also give the
 RSS after the imports and the peak above it, what the model and its steps
 added: keras-hub imports TensorFlow on every backend wherever it is
-installed; `--without-tensorflow` runs the Keras workers on JAX and PyTorch
-as an install without it). The workers are started first; each builds its
-model, compiles and runs `--warmup-steps` untimed steps, then waits. Then, round after round, each worker in turn runs
-`--chunk-steps` timed steps while the others sleep: the variants alternate,
-so a change in machine load hits them all alike. The step time is the
+installed, Keras JAX and matplotlib; `--minimal-install` runs the Keras
+workers on JAX and PyTorch as `pip install keras-electra[jax]` or `[torch]`
+leaves them, without those). The workers are started first; each builds its
+model, compiles and runs `--warmup-steps` untimed steps, then waits. Then,
+round after round, each worker in turn runs `--chunk-steps` timed steps
+while the others sleep: the variants alternate, so a change in machine load
+hits them all alike. The step time is the
 median over the rounds; the device is synchronised at both ends of a chunk
 (a Python float of the loss). The Keras side runs `fit()` unchanged: a
 callback pauses it between chunks. After a phase's last chunk every worker
@@ -162,6 +164,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 BACKENDS = ("tensorflow", "jax", "torch")
+# --minimal-install: what `pip install keras-electra[<backend>]` does not
+# install, and keras-hub (TensorFlow) or Keras (JAX, matplotlib) import
+# wherever it is installed.
+MINIMAL_INSTALL_ABSENT = {
+    "jax": ("tensorflow", "tensorflow_text", "torch", "matplotlib"),
+    "torch": ("tensorflow", "tensorflow_text", "jax", "jaxlib", "matplotlib"),
+}
 # --tasks: the Keras task model, its transformers counterpart and the classes
 # of its output layer (None: the question answerer's start and end logits).
 TASKS = {
@@ -340,12 +349,13 @@ def parse_args(argv=None):
         "MALLOC_* setting of this shell is dropped) [retain].",
     )
     add(
-        "--without-tensorflow",
+        "--minimal-install",
         action="store_true",
-        help="Run the Keras workers as an install without TensorFlow "
-        "(pip install keras-electra[jax] or [torch]): `import tensorflow` "
-        "fails in them, so keras-hub, which imports it wherever it is "
-        "installed, does not. JAX and PyTorch backends only.",
+        help="Run the Keras workers as `pip install keras-electra[jax]` or "
+        "`[torch]` leaves a process: importing what that does not install "
+        "(MINIMAL_INSTALL_ABSENT) fails in them, so neither keras-hub "
+        "imports TensorFlow nor Keras the other backends and matplotlib, as "
+        "they do wherever those are installed. JAX and PyTorch only.",
     )
     add("--no-hf", action="store_true", help="Skip the transformers side.")
     add(
@@ -411,9 +421,9 @@ def parse_args(argv=None):
     for backend in args.backends:
         if backend not in BACKENDS:
             parser.error(f"--backends: {backend!r} is not one of {BACKENDS}.")
-    if args.without_tensorflow and "tensorflow" in args.backends:
+    if args.minimal_install and "tensorflow" in args.backends:
         parser.error(
-            "--without-tensorflow: the tensorflow backend is TensorFlow; "
+            "--minimal-install: the tensorflow backend is TensorFlow; "
             "benchmark jax and torch alone."
         )
     for precision in args.precisions + args.finetune_precisions:
@@ -752,7 +762,7 @@ def main(argv=None):
         "jit_compile": args.jit_compile,
         "seed": args.seed,
         "device": args.device,
-        "without_tensorflow": args.without_tensorflow,
+        "minimal_install": args.minimal_install,
     }
     comparisons = [] if args.skip_pretrain else [
         ("pretrain", variant_specs(args, args.precisions, None, common))
@@ -838,7 +848,7 @@ def main(argv=None):
     print(peak_line(peaks))
     for table in tables:
         print("\n" + table)
-    without = "; Keras workers without TensorFlow" * args.without_tensorflow
+    without = "; Keras workers as a minimal install" * args.minimal_install
     print(
         f"\n{args.preset}, vocabulary {args.vocab_size}, sequence length "
         f"{args.sequence_length}, batch {args.batch_size}, {args.threads} "
@@ -1360,8 +1370,8 @@ def ready(conductor, versions, rss_after_import):
 
 def keras_worker(spec, conductor):
     os.environ["KERAS_BACKEND"] = spec["backend"]
-    if spec["without_tensorflow"]:
-        for name in ("tensorflow", "tensorflow_text"):
+    if spec["minimal_install"]:
+        for name in MINIMAL_INSTALL_ABSENT[spec["backend"]]:
             sys.modules[name] = None  # `import` fails: as if not installed
     import keras
     import keras_hub
@@ -1443,7 +1453,10 @@ def keras_worker(spec, conductor):
     )
     details = {
         "device": device,
-        "tensorflow_imported": sys.modules.get("tensorflow") is not None,
+        "imported": sorted(
+            name for name in ("tensorflow", "jax", "torch", "matplotlib")
+            if sys.modules.get(name) is not None
+        ),
         "effective_jit_compile": model.jit_compile,
         "warmup_steps": spec["warmup_steps"],
         "parameters": model.count_params(),

@@ -32,14 +32,13 @@ def test_each_task_gets_a_table_against_its_transformers_model(tmp_path):
     output = tmp_path / "finetune.json"
     tasks = ["token_classifier", "question_answerer"]
     # One thread: two pytest workers share two cores. The Keras workers run
-    # as an install without TensorFlow (the GPU table's test runs them as
-    # they are).
+    # as a minimal install (the GPU table's test runs them as they are).
     status = throughput.main(
         ["--skip-pretrain", "--quick", "--backends", "torch", "--tasks",
          ",".join(tasks), "--preset", "electra_tiny", "--vocab-size", "512",
          "--batch-size", "2", "--sequence-length", "16", "--warmup-steps",
          "1", "--chunk-steps", "1", "--rounds", "1", "--matmul-size", "256",
-         "--threads", "1", "--without-tensorflow", "--output", str(output)]
+         "--threads", "1", "--minimal-install", "--output", str(output)]
     )
     assert status == 0
     result = json.loads(output.read_text())
@@ -76,7 +75,7 @@ def test_each_task_gets_a_table_against_its_transformers_model(tmp_path):
         else:
             # A training step ran on the task's targets: a finite loss.
             assert math.isfinite(row["details"]["loss_last"])
-            assert row["details"]["tensorflow_imported"] is False
+            assert row["details"]["imported"] == ["torch"]
     # After set-up no worker worked while another did, so nothing overlapped
     # a timed chunk: not predict's first step, the end of fit(), an exit.
     spans = sorted(
@@ -98,12 +97,12 @@ def test_each_task_gets_a_table_against_its_transformers_model(tmp_path):
     ]
 
 
-def test_without_tensorflow_is_refused_for_the_tensorflow_backend(capsys):
+def test_a_minimal_install_is_refused_for_the_tensorflow_backend(capsys):
     with pytest.raises(SystemExit):
         throughput.parse_args(
-            ["--backends", "jax,tensorflow", "--without-tensorflow"]
+            ["--backends", "jax,tensorflow", "--minimal-install"]
         )
-    assert "--without-tensorflow: the tensorflow backend" in (
+    assert "--minimal-install: the tensorflow backend" in (
         capsys.readouterr().err
     )
 

@@ -1,12 +1,13 @@
-"""Without TensorFlow installed (`pip install keras-electra[jax]` or
-`[torch]`), everything that works on arrays works: the models, fine-tuning
-and pre-training with `fit()`, presets, checkpoints, `transformers`
-conversion, and the raw-text APIs (keras-hub's WordPiece tokenizer runs in
-Python). The `tf.data` and vocabulary functions say that they need
-TensorFlow.
+"""As `pip install keras-electra[jax]` or `[torch]` leaves it, without
+TensorFlow, the other backends' frameworks or the recipes' extras,
+everything that works on arrays works: the models, fine-tuning and
+pre-training with `fit()`, presets, checkpoints, `transformers` conversion,
+and the raw-text APIs (keras-hub's WordPiece tokenizer runs in Python). The
+`tf.data` and vocabulary functions say that they need TensorFlow.
 
-A subprocess on the suite's backend, where `import tensorflow` fails as if
-it were not installed; any code path that reaches for it fails the test.
+A subprocess on the suite's backend, where importing any of those fails as
+if it were not installed; any code path that reaches for one fails the
+test.
 """
 
 import os
@@ -16,6 +17,7 @@ import sys
 import pytest
 
 from conftest import backend
+from scripts import load_script
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -25,12 +27,17 @@ pytestmark = pytest.mark.skipif(
     "install can go without it",
 )
 
+# What the backend's extra does not install; the throughput benchmark's
+# --minimal-install runs its Keras workers so.
+throughput = load_script("benchmarks/pretrain_throughput.py")
+ABSENT = throughput.MINIMAL_INSTALL_ABSENT
+
 WORKFLOW = """
 import os
 import sys
 import tempfile
 
-for name in ("tensorflow", "tensorflow_text"):
+for name in sys.argv[1].split(","):
     sys.modules[name] = None  # as if not installed: every import fails
 
 import numpy as np
@@ -115,7 +122,7 @@ print("WORKFLOW DONE")
 """
 
 
-def test_array_workflows_run_without_tensorflow(tmp_path):
+def test_array_workflows_run_in_a_minimal_install(tmp_path):
     script = tmp_path / "workflow.py"
     script.write_text(WORKFLOW)
     env = dict(os.environ, KERAS_BACKEND=backend())
@@ -123,7 +130,8 @@ def test_array_workflows_run_without_tensorflow(tmp_path):
         p for p in (ROOT, env.get("PYTHONPATH")) if p
     )
     result = subprocess.run(
-        [sys.executable, str(script)], env=env, cwd=tmp_path,
+        [sys.executable, str(script), ",".join(ABSENT[backend()])],
+        env=env, cwd=tmp_path,
         capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout + result.stderr
