@@ -41,8 +41,8 @@ peak resident memory, `ru_maxrss`, is its own; the tables also give the
 RSS after the imports and the peak above it, what the model and its steps
 added: keras-hub imports TensorFlow on every backend wherever it is
 installed, Keras JAX and matplotlib; `--minimal-install` runs the Keras
-workers on JAX and PyTorch as `pip install keras-electra[jax]` or `[torch]`
-leaves them, without those). The workers are started first; each builds its
+workers on JAX and PyTorch without those, which work on token ids does not
+need). The workers are started first; each builds its
 model, compiles and runs `--warmup-steps` untimed steps, then waits. Then,
 round after round, each worker in turn runs `--chunk-steps` timed steps
 while the others sleep: the variants alternate, so a change in machine load
@@ -164,9 +164,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 BACKENDS = ("tensorflow", "jax", "torch")
-# --minimal-install: what `pip install keras-electra[<backend>]` does not
-# install, and keras-hub (TensorFlow) or Keras (JAX, matplotlib) import
-# wherever it is installed.
+# --minimal-install: what the library does not need for work on token ids
+# and keras-hub (TensorFlow) or Keras (JAX, matplotlib) import wherever it is
+# installed. keras-hub's requirements bring TensorFlow (through
+# tensorflow-text) on Linux and macOS: a process goes without it only where
+# it was removed, or on Windows.
 MINIMAL_INSTALL_ABSENT = {
     "jax": ("tensorflow", "tensorflow_text", "torch", "matplotlib"),
     "torch": ("tensorflow", "tensorflow_text", "jax", "jaxlib", "matplotlib"),
@@ -351,11 +353,11 @@ def parse_args(argv=None):
     add(
         "--minimal-install",
         action="store_true",
-        help="Run the Keras workers as `pip install keras-electra[jax]` or "
-        "`[torch]` leaves a process: importing what that does not install "
-        "(MINIMAL_INSTALL_ABSENT) fails in them, so neither keras-hub "
-        "imports TensorFlow nor Keras the other backends and matplotlib, as "
-        "they do wherever those are installed. JAX and PyTorch only.",
+        help="Run the Keras workers with no more installed than work on "
+        "token ids needs: importing MINIMAL_INSTALL_ABSENT fails in them, as "
+        "where it is not installed, so neither keras-hub imports TensorFlow "
+        "nor Keras the other backends and matplotlib, as they do wherever "
+        "those are installed. JAX and PyTorch only.",
     )
     add("--no-hf", action="store_true", help="Skip the transformers side.")
     add(

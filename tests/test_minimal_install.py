@@ -1,9 +1,11 @@
-"""As `pip install keras-electra[jax]` or `[torch]` leaves it, without
-TensorFlow, the other backends' frameworks or the recipes' extras,
-everything that works on arrays works: the models, fine-tuning and
-pre-training with `fit()`, presets, checkpoints, `transformers` conversion,
-and the raw-text APIs (keras-hub's WordPiece tokenizer runs in Python). The
-`tf.data` and vocabulary functions say that they need TensorFlow.
+"""With no more installed than the backend's framework, Keras and
+keras-hub (no TensorFlow, no other backend, no matplotlib), everything that
+works on token ids works: the models, fine-tuning and pre-training with
+`fit()`, presets, checkpoints, `transformers` conversion, and the raw-text
+APIs (keras-hub's WordPiece tokenizer runs in Python). The `tf.data` and
+vocabulary functions say that they need TensorFlow. (keras-hub's own
+requirements bring TensorFlow on Linux and macOS; a user who removes it, or
+runs on Windows, gets this.)
 
 A subprocess on the suite's backend, where importing any of those fails as
 if it were not installed; any code path that reaches for one fails the
@@ -27,8 +29,7 @@ pytestmark = pytest.mark.skipif(
     "install can go without it",
 )
 
-# What the backend's extra does not install; the throughput benchmark's
-# --minimal-install runs its Keras workers so.
+# The throughput benchmark's --minimal-install runs its Keras workers so.
 throughput = load_script("benchmarks/pretrain_throughput.py")
 ABSENT = throughput.MINIMAL_INSTALL_ABSENT
 
