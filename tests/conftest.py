@@ -1,6 +1,7 @@
 """Tiny fixtures shared by the suite: small configs, a few fake sentences."""
 
 import os
+import warnings
 
 # The suite's models are tiny, so on JAX (and TensorFlow with XLA) most of
 # its time is compiling, not running: skip LLVM's expensive optimisations
@@ -113,6 +114,13 @@ def without_torch_codegen(monkeypatch):
 
     monkeypatch.setattr(
         torch, "compile", functools.partial(torch.compile, backend="aot_eager")
+    )
+    # Dynamo's note on an `lru_cache` in Keras' dtype lattice: Keras' code,
+    # not ours (pytest restores the filters after the test).
+    warnings.filterwarnings(
+        "ignore",
+        message="Dynamo detected a call to a `functools.lru_cache`",
+        category=UserWarning,
     )
 
 
