@@ -42,14 +42,13 @@ RSS after the imports and the peak above it, what the model and its steps
 added: keras-hub imports TensorFlow on every backend wherever it is
 installed, Keras JAX and matplotlib; `--minimal-install` runs the Keras
 workers on JAX and PyTorch without those, which work on token ids does not
-need). The workers are started first; each builds its
-model, compiles and runs `--warmup-steps` untimed steps, then waits. Then,
-round after round, each worker in turn runs `--chunk-steps` timed steps
-while the others sleep: the variants alternate, so a change in machine load
-hits them all alike. The step time is the
-median over the rounds; the device is synchronised at both ends of a chunk
-(a Python float of the loss). The Keras side runs `fit()` unchanged: a
-callback pauses it between chunks. After a phase's last chunk every worker
+need). The workers are started first; each builds its model, compiles and
+runs `--warmup-steps` untimed steps, then waits. Then, round after round,
+each worker in turn runs `--chunk-steps` timed steps while the others
+sleep: the variants alternate, so a change in machine load hits them all
+alike. The step time is the median over the rounds; the device is
+synchronised at both ends of a chunk (a Python float of the loss). The
+Keras side runs `fit()` unchanged: a callback pauses it between chunks. After a phase's last chunk every worker
 holds until it is released, and the workers are released one at a time:
 a worker's untimed work between phases (`predict`'s first step, the end of
 `fit()`, its exit) never overlaps another worker's timed chunk. Each report
@@ -850,13 +849,13 @@ def main(argv=None):
     print(peak_line(peaks))
     for table in tables:
         print("\n" + table)
-    without = "; Keras workers as a minimal install" * args.minimal_install
+    minimal = "; Keras workers as a minimal install" * args.minimal_install
     print(
         f"\n{args.preset}, vocabulary {args.vocab_size}, sequence length "
         f"{args.sequence_length}, batch {args.batch_size}, {args.threads} "
         f"threads; median of {args.rounds} round(s) of {args.chunk_steps} "
         f"step(s) after {args.warmup_steps} warmup step(s); glibc malloc: "
-        f"{allocator_description(args.allocator)}{without}. "
+        f"{allocator_description(args.allocator)}{minimal}. "
         f"{result['wall_seconds']:.0f} s in all. Wrote {args.output}"
     )
     return 1 if failures else 0
