@@ -17,7 +17,7 @@ from keras_electra.utils import precision
 def measured(monkeypatch):
     """A fresh process's state, with the measurement replaced: returns a
     function that sets the slowdown and counts the measurements."""
-    monkeypatch.setattr(precision, "_MEASURED", {})
+    monkeypatch.setattr(precision, "_measured", None)
     calls = []
 
     def set_slowdown(value):

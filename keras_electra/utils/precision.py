@@ -25,8 +25,8 @@ import keras
 # converted to float32 (XLA on the same CPU), they stay below it.
 BFLOAT16_SLOWDOWN_LIMIT = 3.0
 
-# Backend name -> the slowdown measured in this process.
-_MEASURED = {}
+# The slowdown measured in this process (its backend and device are fixed).
+_measured = None
 
 
 def bfloat16_slowdown(size=256):
@@ -79,17 +79,17 @@ def check_bfloat16_speed(dtype_policy):
     policy = keras.dtype_policies.get(dtype_policy)
     if policy.compute_dtype != "bfloat16":
         return None
-    backend = keras.config.backend()
-    if backend in _MEASURED:
-        return _MEASURED[backend]
-    slowdown = _MEASURED[backend] = bfloat16_slowdown()
+    global _measured
+    if _measured is not None:
+        return _measured
+    slowdown = _measured = bfloat16_slowdown()
     if slowdown > BFLOAT16_SLOWDOWN_LIMIT:
         warnings.warn(
             f"bfloat16 matrix products take {slowdown:.0f} times as long as "
-            f"float32 ones here ({backend}): this device has no bfloat16 "
-            "instructions that the backend uses, so a model computing in "
-            "bfloat16 (mixed_bfloat16) will train and predict slower, not "
-            "faster. Use float32.",
+            f"float32 ones here ({keras.config.backend()}): this device has "
+            "no bfloat16 instructions that the backend uses, so a model "
+            "computing in bfloat16 (mixed_bfloat16) will train and predict "
+            "slower, not faster. Use float32.",
             RuntimeWarning,
             stacklevel=2,
         )
