@@ -53,6 +53,7 @@ from keras_electra.training.runs import DEMO_FINETUNING  # noqa: E402
 from keras_electra.training.runs import DEMO_PRESET  # noqa: E402
 from keras_electra.training.runs import DEMO_PRETRAINING  # noqa: E402
 from keras_electra.training.runs import encoder_dimensions  # noqa: E402
+from keras_electra.utils.memory import keep_freed_memory  # noqa: E402
 from keras_electra.utils.file_io import write_json  # noqa: E402
 
 # The demo's model (`keras_electra.presets["electra_demo"]`) and its other
@@ -490,4 +491,7 @@ class PhaseClock:
 
 
 if __name__ == "__main__":
+    # The process is the recipe's: its training steps reuse what they free
+    # (keras_electra.utils.memory; before any model is built).
+    keep_freed_memory()
     main()

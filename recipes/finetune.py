@@ -29,12 +29,12 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_electra import data as datasets  # noqa: E402
 from keras_electra.conversion.serving import export_for_serving  # noqa: E402
 from keras_electra.training.finetuning import fine_tune_classifier  # noqa: E402
+from keras_electra.utils.memory import keep_freed_memory  # noqa: E402
 from keras_electra.models.electra_backbone import ElectraBackbone  # noqa: E402
 from keras_electra.training import runs  # noqa: E402
 from keras_electra.training.finetuning import subset  # noqa: E402
@@ -343,4 +343,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    # The process is the recipe's: its training steps reuse what they free
+    # (keras_electra.utils.memory; before any model is built).
+    keep_freed_memory()
     sys.exit(0 if main() else 1)

@@ -46,6 +46,7 @@ import keras  # noqa: E402
 import keras_electra  # noqa: E402
 from keras_electra import data as datasets  # noqa: E402
 from keras_electra import pretraining as pretraining_data  # noqa: E402
+from keras_electra.utils.memory import keep_freed_memory  # noqa: E402
 from keras_electra.pretraining import pretrainer as electra_pretrainer  # noqa: E402
 from keras_electra.pretraining.preparation import prepare_examples  # noqa: E402
 from keras_electra.pretraining.preparation import prepare_vocabulary  # noqa: E402
@@ -613,4 +614,7 @@ def wait_for_chief(dist):
 
 
 if __name__ == "__main__":
+    # The process is the recipe's: its training steps reuse what they free
+    # (keras_electra.utils.memory; before any model is built).
+    keep_freed_memory()
     main()

@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import keras_electra  # noqa: E402
 from keras_electra import data as datasets  # noqa: E402
 from keras_electra.data import squad  # noqa: E402
+from keras_electra.utils.memory import keep_freed_memory  # noqa: E402
 from keras_electra.training.finetuning import size_of  # noqa: E402
 from keras_electra.training.optimizers import FINETUNING_HYPERPARAMETERS  # noqa: E402
 from keras_electra.training.runs import jit_compile_option  # noqa: E402
@@ -262,5 +263,8 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    # The process is the recipe's: its training steps reuse what they free
+    # (keras_electra.utils.memory; before any model is built).
+    keep_freed_memory()
     main()
     sys.exit(0)

@@ -1,3 +1,3 @@
 """Small utilities the rest of keras_electra builds on: file I/O, input
-checks, preset loading, whether bfloat16 pays on the device, and the few
-Keras internals we need."""
+checks, preset loading, whether bfloat16 pays on the device, keeping the
+memory that training steps free, and the few Keras internals we need."""
