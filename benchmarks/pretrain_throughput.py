@@ -63,7 +63,10 @@ to keep the memory it frees (`--allocator retain`, the default; see
 `ALLOCATORS`): under glibc's defaults each step's large buffers come from
 the kernel afresh and fault in page by page, which cost Hugging Face's
 pre-training step about a quarter of its time and JAX's up to 15%.
-`--allocator glibc` runs glibc's defaults.
+`--allocator glibc` runs glibc's defaults. (The library's
+`keep_freed_memory()` does the same from inside a process, and the recipes
+call it; the environment reaches the transformers worker too, which does
+not import the library.)
 
 Also measured, before and after the timed rounds: the machine's
 matrix-multiply peak (float32 and bfloat16; large `torch.matmul`, and

@@ -9,6 +9,7 @@ the suite's backend, one calling it first and one not (which shows that
 the probe does fault without it).
 """
 
+import os
 import platform
 import subprocess
 import sys
@@ -53,11 +54,16 @@ for _ in range(8):
 RESULT_PAGES = 2048 * 16384 * 4 // 4096
 
 
-
 def page_faults_per_call(mode):
+    # glibc's defaults, whatever this shell set (MALLOC_MMAP_MAX_ and the
+    # like, or GLIBC_TUNABLES, would hide the faults).
+    environment = {
+        name: value for name, value in os.environ.items()
+        if not name.startswith(("MALLOC_", "GLIBC_TUNABLES"))
+    }
     result = subprocess.run(
         [sys.executable, "-c", PROBE, mode],
-        capture_output=True, text=True, check=True,
+        env=environment, capture_output=True, text=True, check=True,
     )
     return [int(line) for line in result.stdout.split()]
 

@@ -96,8 +96,11 @@ def test_steps_in_budget_leave_room_for_startup_and_epoch_ends():
     assert runs.steps_in_budget(
         10, costs, steps_per_epoch=100, elapsed_seconds=55
     ) == (35 * 97, 97)
-    # Whatever the budget, one epoch; `minimum` steps if more.
-    assert runs.steps_in_budget(0.1, costs, steps_per_epoch=100) == (100, 100)
+    # 0.7 min = 42 s: 12 s after the startup hold one epoch, shortened to
+    # (12 s - 5 s) / 0.1 s = 70 steps, not the 100 that would overrun it.
+    assert runs.steps_in_budget(0.7, costs, steps_per_epoch=100) == (70, 70)
+    # A budget that holds no step at all: `minimum` steps (1 by default).
+    assert runs.steps_in_budget(0.1, costs, steps_per_epoch=100) == (1, 1)
     assert runs.steps_in_budget(
         0.1, costs, steps_per_epoch=100, minimum=500
     ) == (500, 100)

@@ -370,8 +370,8 @@ def steps_in_budget(
             checkpoint interval).
         elapsed_seconds: float. Time of the budget already spent (timing
             the steps, for example).
-        minimum: int. At least this many steps, and at least one epoch of
-            `steps_per_epoch`, however short the budget.
+        minimum: int. At least this many steps, however short the budget
+            (a budget shorter than one epoch gets one shorter epoch).
 
     Returns:
         `(steps, steps_per_epoch)`: the run's steps, a whole number of its
@@ -394,10 +394,9 @@ def steps_in_budget(
     full_epoch = costs.per_step(steps_per_epoch) * steps_per_epoch
     epochs = max(1, math.ceil(seconds / full_epoch))
     per_epoch = int((seconds / epochs - costs.epoch_end) / costs.step)
-    least = max(minimum, steps_per_epoch)
-    if epochs * per_epoch < least:
-        epochs = math.ceil(least / steps_per_epoch)
-        per_epoch = math.ceil(least / epochs)
+    if epochs * per_epoch < minimum:
+        epochs = math.ceil(minimum / steps_per_epoch)
+        per_epoch = math.ceil(minimum / epochs)
     return epochs * per_epoch, per_epoch
 
 
