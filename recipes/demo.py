@@ -53,8 +53,8 @@ from keras_electra.training.runs import DEMO_FINETUNING  # noqa: E402
 from keras_electra.training.runs import DEMO_PRESET  # noqa: E402
 from keras_electra.training.runs import DEMO_PRETRAINING  # noqa: E402
 from keras_electra.training.runs import encoder_dimensions  # noqa: E402
-from keras_electra.utils.memory import keep_freed_memory  # noqa: E402
 from keras_electra.utils.file_io import write_json  # noqa: E402
+from keras_electra.utils.memory import keep_freed_memory  # noqa: E402
 
 # The demo's model (`keras_electra.presets["electra_demo"]`) and its other
 # settings (`keras_electra.training.runs`) are the library's, so that the

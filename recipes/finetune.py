@@ -34,13 +34,13 @@ import numpy as np  # noqa: E402
 from keras_electra import data as datasets  # noqa: E402
 from keras_electra.conversion.serving import export_for_serving  # noqa: E402
 from keras_electra.training.finetuning import fine_tune_classifier  # noqa: E402
-from keras_electra.utils.memory import keep_freed_memory  # noqa: E402
 from keras_electra.models.electra_backbone import ElectraBackbone  # noqa: E402
 from keras_electra.training import runs  # noqa: E402
 from keras_electra.training.finetuning import subset  # noqa: E402
 from keras_electra.training.optimizers import FINETUNING_HYPERPARAMETERS  # noqa: E402
 from keras_electra.utils import preset_loading  # noqa: E402
 from keras_electra.utils.file_io import write_json  # noqa: E402
+from keras_electra.utils.memory import keep_freed_memory  # noqa: E402
 
 
 def build_parser():

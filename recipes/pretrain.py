@@ -46,7 +46,6 @@ import keras  # noqa: E402
 import keras_electra  # noqa: E402
 from keras_electra import data as datasets  # noqa: E402
 from keras_electra import pretraining as pretraining_data  # noqa: E402
-from keras_electra.utils.memory import keep_freed_memory  # noqa: E402
 from keras_electra.pretraining import pretrainer as electra_pretrainer  # noqa: E402
 from keras_electra.pretraining.preparation import prepare_examples  # noqa: E402
 from keras_electra.pretraining.preparation import prepare_vocabulary  # noqa: E402
@@ -56,6 +55,7 @@ from keras_electra.training.distribution import supported_kinds  # noqa: E402
 from keras_electra.training.optimizers import pretraining_optimizer  # noqa: E402
 from keras_electra.utils.file_io import remove_leftovers  # noqa: E402
 from keras_electra.utils.file_io import write_json  # noqa: E402
+from keras_electra.utils.memory import keep_freed_memory  # noqa: E402
 
 BACKBONE_FLAGS = {
     "num_layers": "Transformer layers.",

@@ -29,11 +29,11 @@ import numpy as np  # noqa: E402
 import keras_electra  # noqa: E402
 from keras_electra import data as datasets  # noqa: E402
 from keras_electra.data import squad  # noqa: E402
-from keras_electra.utils.memory import keep_freed_memory  # noqa: E402
 from keras_electra.training.finetuning import size_of  # noqa: E402
 from keras_electra.training.optimizers import FINETUNING_HYPERPARAMETERS  # noqa: E402
 from keras_electra.training.runs import jit_compile_option  # noqa: E402
 from keras_electra.utils.file_io import write_json  # noqa: E402
+from keras_electra.utils.memory import keep_freed_memory  # noqa: E402
 
 
 def build_parser():

@@ -48,7 +48,7 @@ def keep_freed_memory():
     computation). It changes glibc's malloc for the whole process, on
     every backend, and on JAX turns off the CPU's asynchronous dispatch; see
     the module docstring for why. On the 2-core development machine JAX's
-    classifier train step became 22% faster, and a step faulted in 0 pages
+    classifier train step became 22-31% faster, and a step faulted in 0 pages
     instead of 555,000. Unlike the `MALLOC_*` environment variables, it
     leaves each thread its own heap, so `tf.data`'s threads do not contend
     for one.
