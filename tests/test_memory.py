@@ -53,6 +53,10 @@ for _ in range(8):
 """
 RESULT_PAGES = 2048 * 16384 * 4 // 4096
 
+needs_glibc = pytest.mark.skipif(
+    platform.libc_ver()[0] != "glibc", reason="the settings are glibc's"
+)
+
 
 def page_faults_per_call(mode):
     # glibc's defaults, whatever this shell set (MALLOC_MMAP_MAX_ and the
@@ -73,9 +77,7 @@ def page_faults_per_call(mode):
     reason="TensorFlow's allocator keeps the buffers it frees by itself: "
     "its probe faults no pages after the first call either way",
 )
-@pytest.mark.skipif(
-    platform.libc_ver()[0] != "glibc", reason="the settings are glibc's"
-)
+@needs_glibc
 def test_a_freed_buffer_is_reused_instead_of_faulted_in_again():
     without = page_faults_per_call("default")
     assert min(without[1:]) > RESULT_PAGES / 2, without
@@ -99,9 +101,7 @@ def test_nothing_changes_where_the_process_does_not_run_on_glibc(
 @pytest.mark.skipif(
     backend() != "jax", reason="only JAX dispatches asynchronously on a CPU"
 )
-@pytest.mark.skipif(
-    platform.libc_ver()[0] != "glibc", reason="the settings are glibc's"
-)
+@needs_glibc
 def test_on_jax_it_refuses_after_the_first_computation():
     keras.ops.convert_to_numpy(keras.ops.ones(2))  # the suite's: long begun
     with pytest.raises(RuntimeError, match="before the first JAX"):
