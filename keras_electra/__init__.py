@@ -7,6 +7,12 @@ on `utils` alone.
 
 import importlib
 
+from keras_electra.utils import tensorflow_start
+
+# First, before Keras or keras-hub load TensorFlow: TF_CPP_MIN_LOG_LEVEL
+# applied to the lines TensorFlow logs while it loads (see that module).
+tensorflow_start.import_tensorflow()
+
 from keras_electra import data
 from keras_electra.conversion.transformers_export import export_to_transformers
 from keras_electra.conversion.transformers import pretrainer_from_transformers

@@ -37,11 +37,13 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# keras_electra before Keras, which loads TensorFlow on its backend: it
+# loads it with the setting above applied (utils/tensorflow_start.py).
+import keras_electra  # noqa: E402  # isort: skip
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import keras_electra  # noqa: E402
 from keras_electra import data as datasets  # noqa: E402
 from keras_electra.data.in_domain import write_in_domain_corpus  # noqa: E402
 from keras_electra.pretraining import inspection  # noqa: E402

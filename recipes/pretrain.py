@@ -40,10 +40,12 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# keras_electra before Keras, which loads TensorFlow on its backend: it
+# loads it with the setting above applied (utils/tensorflow_start.py).
+import keras_electra  # noqa: E402  # isort: skip
 
 import keras  # noqa: E402
 
-import keras_electra  # noqa: E402
 from keras_electra import data as datasets  # noqa: E402
 from keras_electra import pretraining as pretraining_data  # noqa: E402
 from keras_electra.pretraining import pretrainer as electra_pretrainer  # noqa: E402

@@ -12,11 +12,14 @@ os.environ.setdefault(
     "--xla_backend_optimization_level=0 --xla_llvm_disable_expensive_passes=true",
 )
 
+# keras_electra before Keras, which loads TensorFlow on its backend: it
+# applies TF_CPP_MIN_LOG_LEVEL to TensorFlow's first lines.
+import keras_electra  # noqa: E402  # isort: skip
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-import keras_electra  # noqa: E402
 from keras_electra.data import cache_dir  # noqa: E402
 
 # What the tiny models compile to, kept between runs in JAX's persistent
@@ -99,6 +102,20 @@ def count_calls(monkeypatch, module, name):
 
     monkeypatch.setattr(module, name, counted)
     return calls
+
+
+def count_train_steps(model):
+    """Record each run of `model.train_step`'s Python code: once per trace
+    where the step is compiled, once per batch where it runs eagerly."""
+    runs = []
+    train_step = model.train_step
+
+    def counted(*args):
+        runs.append(None)
+        return train_step(*args)
+
+    model.train_step = counted
+    return runs
 
 
 def without_torch_codegen(monkeypatch):

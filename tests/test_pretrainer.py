@@ -7,7 +7,7 @@ import pytest
 import keras_electra
 from conftest import CLS, MASK, PAD, SEP, VOCAB_SIZE
 from conftest import numpy_tree, repetitive_corpus, tiny_batch, tiny_pretrainer
-from conftest import without_torch_codegen
+from conftest import count_train_steps, without_torch_codegen
 
 SPECIALS = [PAD, CLS, SEP, MASK]
 
@@ -278,6 +278,17 @@ def test_fit_without_jit_compile():
     history = pretrainer.fit(tiny_batch(), batch_size=8, verbose=0).history
     assert np.isfinite(history["loss"]).all()
     assert np.abs(keras.ops.convert_to_numpy(embeddings) - before).max() > 0
+
+
+def test_fit_traces_the_train_step_once():
+    # Keras on TensorFlow builds the optimizer inside the first trace, and
+    # TensorFlow then traces the step a second time; `fit` builds it first.
+    pretrainer = tiny_pretrainer()
+    pretrainer.compile()
+    runs = count_train_steps(pretrainer)
+    pretrainer.fit(tiny_batch(), batch_size=8, verbose=0)
+    assert pretrainer.optimizer.built
+    assert len(runs) == 1
 
 
 def test_evaluate_reports_the_same_metrics():

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import keras_electra
-from conftest import numpy_tree, tiny_backbone
+from conftest import count_train_steps, numpy_tree, tiny_backbone
 
 WORDS = ["the", "a", "cat", "dog", "sat", "ran", "good", "bad", "movie", "."]
 VOCABULARY = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS
@@ -69,6 +69,18 @@ def test_fit_on_strings_and_predict():
     assert history["loss"][-1] < history["loss"][0]
     probabilities = classifier.predict(["good movie", "bad movie"], verbose=0)
     assert probabilities.shape == (2, 2)
+
+
+def test_fit_traces_the_train_step_once():
+    # As the pretrainer's (test_pretrainer.py): TensorFlow would trace the
+    # step twice if the optimizer were built inside the first trace.
+    classifier = tiny_classifier()
+    classifier.compile(optimizer=keras.optimizers.Adam(1e-2))
+    runs = count_train_steps(classifier)
+    classifier.fit(["good movie", "bad"], np.array([1, 0]), batch_size=2,
+                   verbose=0)
+    assert classifier.optimizer.built
+    assert len(runs) == 1
 
 
 def test_sentence_pairs():

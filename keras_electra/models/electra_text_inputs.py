@@ -6,6 +6,7 @@ and a preset's tokenizer attached as a task's preprocessor."""
 import keras
 import numpy as np
 from keras_electra.utils import checks
+from keras_electra.utils import keras_compat
 from keras_electra.utils import preset_loading
 from keras_electra.utils.keras_compat import preset_utils
 
@@ -91,6 +92,7 @@ class CheckedInputs:
 
     def fit(self, x=None, y=None, *args, **kwargs):
         validation = kwargs.get("validation_data")
+        keras_compat.build_optimizer(self)
         with checks.input_errors(self, kwargs):
             if (
                 checks.is_batch_stream(x)

@@ -54,6 +54,7 @@ from keras_electra.utils.checks import check_sequence_length
 from keras_electra.utils.checks import fit_arguments
 from keras_electra.utils.checks import input_errors
 from keras_electra.utils.checks import untuned_on_tensorflow
+from keras_electra.utils.keras_compat import build_optimizer
 from keras_electra.utils.keras_compat import preset_utils
 
 PRETRAINER_CONFIG_FILE = "pretrainer.json"
@@ -320,6 +321,9 @@ class ElectraPretrainer(keras.Model):
         self.tokenizer = tokenizer
         self.seed_generator = keras.random.SeedGenerator(seed)
         self._create_metrics(spec)
+        # Every variable exists now (see `build`): built, so that `fit` can
+        # build the optimizer before the step is traced.
+        self.built = True
 
         # === Config ===
         self.objective = objective
@@ -608,6 +612,7 @@ class ElectraPretrainer(keras.Model):
         with input_errors(self, kwargs):
             x, y = checker.checked(x, y)
             validation_data = checker.checked_validation(validation_data)
+            build_optimizer(self)
             return super().fit(
                 x, y=y, validation_data=validation_data,
                 **fit_arguments(x, kwargs),
