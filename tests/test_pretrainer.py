@@ -280,10 +280,19 @@ def test_fit_without_jit_compile():
     assert np.abs(keras.ops.convert_to_numpy(embeddings) - before).max() > 0
 
 
-def test_fit_traces_the_train_step_once():
+@pytest.mark.parametrize("with_tokenizer", [False, True])
+def test_fit_traces_the_train_step_once(with_tokenizer):
     # Keras on TensorFlow builds the optimizer inside the first trace, and
     # TensorFlow then traces the step a second time; `fit` builds it first.
-    pretrainer = tiny_pretrainer()
+    # A tokenizer works outside the step: it is never built, and no reason
+    # to wait.
+    tokenizer = None
+    if with_tokenizer:
+        words = [f"word{i}" for i in range(VOCAB_SIZE - 5)]
+        tokenizer = keras_electra.ElectraTokenizer(
+            ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+        )
+    pretrainer = tiny_pretrainer(tokenizer=tokenizer)
     pretrainer.compile()
     runs = count_train_steps(pretrainer)
     pretrainer.fit(tiny_batch(), batch_size=8, verbose=0)
