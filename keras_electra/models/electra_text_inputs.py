@@ -92,6 +92,8 @@ class CheckedInputs:
 
     def fit(self, x=None, y=None, *args, **kwargs):
         validation = kwargs.get("validation_data")
+        # Before `input_errors`, which keeps the optimizer's state on JAX
+        # only if it exists when entered.
         keras_compat.build_optimizer(self)
         with checks.input_errors(self, kwargs):
             if (

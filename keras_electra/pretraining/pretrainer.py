@@ -609,10 +609,12 @@ class ElectraPretrainer(keras.Model):
         `keras_electra.utils.checks.INPUT_ERROR`.
         """
         checker = self.input_checker()
+        # Before `input_errors`, which keeps the optimizer's state on JAX
+        # only if it exists when entered.
+        build_optimizer(self)
         with input_errors(self, kwargs):
             x, y = checker.checked(x, y)
             validation_data = checker.checked_validation(validation_data)
-            build_optimizer(self)
             return super().fit(
                 x, y=y, validation_data=validation_data,
                 **fit_arguments(x, kwargs),
