@@ -73,7 +73,7 @@ def min_log_level():
     """`TF_CPP_MIN_LOG_LEVEL` as TensorFlow reads it: 0 to 3; 0 if unset or
     not a number."""
     value = os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0").strip()
-    return min(max(int(value), 0), 3) if value.isdigit() else 0
+    return min(int(value), 3) if value.isdigit() else 0
 
 
 def kept_lines(text, level):
@@ -94,16 +94,16 @@ def kept_lines(text, level):
     kept_lines(text, 2)  # only the E line
     ```
     """
-    kept, dropped, dropping = [], False, False
+    kept, dropped, logged, dropping = [], False, False, False
     for line in text.splitlines(keepends=True):
         match = _ABSL_LINE.match(line)
         if match:
             dropping = _SEVERITIES.index(match.group(1)) < level
-            dropped = dropped or dropping
+            dropped, logged = dropped or dropping, logged or not dropping
         elif line.startswith(_ABSL_PREAMBLE) or _PYTHON_WARNING.match(line):
             dropping = False
         if not dropping:
             kept.append(line)
-    if dropped and not any(_ABSL_LINE.match(line) for line in kept):
+    if dropped and not logged:
         kept = [line for line in kept if not line.startswith(_ABSL_PREAMBLE)]
     return "".join(kept)
