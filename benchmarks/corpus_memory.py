@@ -44,11 +44,11 @@ import tracemalloc
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras_electra  # noqa: E402  # isort: skip
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 
-import keras_electra  # noqa: E402
 from keras_electra import pretraining  # noqa: E402
 from keras_electra.training.runs import backend_version  # noqa: E402
 from keras_electra.utils.file_io import write_json  # noqa: E402

@@ -29,10 +29,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras_electra  # noqa: E402  # isort: skip
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import keras_electra  # noqa: E402
 from keras_electra import data as datasets  # noqa: E402
 from keras_electra import pretraining as pretraining_data  # noqa: E402
 from keras_electra.pretraining.probing import encoder_features  # noqa: E402

@@ -31,11 +31,11 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras_electra  # noqa: E402  # isort: skip
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import keras_electra  # noqa: E402
 from keras_electra.utils.checks import InputChecker  # noqa: E402
 from keras_electra.utils.file_io import write_json  # noqa: E402
 

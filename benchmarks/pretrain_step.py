@@ -27,11 +27,11 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras_electra  # noqa: E402  # isort: skip
 import keras  # noqa: E402
 import keras_hub  # noqa: E402
 import numpy as np  # noqa: E402
 
-import keras_electra  # noqa: E402
 from keras_electra.training.runs import DEMO_PRESET  # noqa: E402
 from keras_electra.training.runs import DEMO_PRETRAINING  # noqa: E402
 from keras_electra.training.runs import StepClock  # noqa: E402

@@ -51,10 +51,10 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras_electra  # noqa: E402  # isort: skip
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import keras_electra  # noqa: E402
 from keras_electra.pretraining.pretrainer import OBJECTIVES  # noqa: E402
 from keras_electra.training.optimizers import pretraining_optimizer  # noqa: E402
 from keras_electra.training.runs import DEMO_FINETUNING  # noqa: E402

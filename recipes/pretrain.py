@@ -430,9 +430,9 @@ def run_settings(args, tokenizer, dataset, dist):
               "to the time budget...")
         timing_start = time.time()
         costs = step_costs(args, tokenizer, dataset, dist)
+        timing_seconds = time.time() - timing_start
         steps, interval = runs.steps_in_budget(
-            args.minutes, costs, interval,
-            elapsed_seconds=time.time() - timing_start,
+            args.minutes, costs, interval, elapsed_seconds=timing_seconds
         )
         finishing_seconds = 2 * costs.epoch_end
         print(
@@ -441,6 +441,14 @@ def run_settings(args, tokenizer, dataset, dist):
             f"{costs.startup:.0f} s to compile: {steps:,} steps in "
             f"{args.minutes:g} min."
         )
+        if timing_seconds + costs.startup + costs.per_step(interval) > (
+            args.minutes * 60
+        ):
+            print(
+                f"The budget leaves no time to train after timing the steps "
+                f"({timing_seconds:.0f} s) and compiling ({costs.startup:.0f} "
+                f"s): running {steps:,} step(s) anyway, past the budget."
+            )
     else:
         steps = args.steps
     interval = min(interval, steps)
@@ -568,7 +576,7 @@ def pretrain(args, dist):
                 f" (budget {args.minutes:g} min, "
                 f"{minutes / args.minutes - 1:+.1%})"
             )
-            if deadline.stopped_at_step is not None:
+            if (deadline.stopped_at_step or total_steps) < total_steps:
                 budget += (
                     f"; the steps ran slower than timed: stopped on the "
                     f"budget after {deadline.stopped_at_step:,} of "

@@ -16,9 +16,10 @@ import pytest
 import keras_electra
 from conftest import VOCAB_SIZE, numpy_tree, tiny_backbone, tiny_batch
 from conftest import tiny_pretrainer
-from keras_electra.models.electra_text_inputs import shuffled_rows
 from keras_electra.utils.checks import INPUT_ERROR
 from keras_electra.utils.checks import is_tf_dataset
+from keras_electra.utils.checks import row_batches
+from keras_electra.utils.checks import untuned
 
 KINDS = ("arrays", "tf.data", "generator", "PyDataset")
 BATCH_SIZE = 4
@@ -279,36 +280,90 @@ def keras_inputs_of(methods, monkeypatch):
     return seen
 
 
-def assert_untuned_on_tensorflow_only(inputs):
-    # On TensorFlow, `predict` over an autotuned `tf.data` pipeline (Keras'
-    # for arrays, keras-hub's for strings) ran 1.4x slower a batch in most
-    # calls (benchmarks/RESULTS.md); the other backends read arrays as
-    # arrays.
+def is_untuned(x):
+    return is_tf_dataset(x) and x.options().autotune.enabled is False
+
+
+def assert_arrays_untuned_on_tensorflow_only(inputs):
+    # Deleting an iterator over an autotuned `tf.data` pipeline (Keras' for
+    # arrays on TensorFlow) waits out its autotuning thread's pause, up to a
+    # minute, at the end of `fit`, `evaluate` and `predict`
+    # (benchmarks/RESULTS.md); the other backends read arrays as arrays.
     assert inputs
     for x in inputs:
-        if keras.config.backend() == "tensorflow":
-            assert is_tf_dataset(x) and x.options().autotune.enabled is False
-        else:
-            assert not (is_tf_dataset(x) and x.options().autotune.enabled
-                        is False)
+        assert is_untuned(x) == (keras.config.backend() == "tensorflow")
 
 
 @pytest.mark.parametrize("model_name", sorted(MODELS))
-def test_arrays_are_evaluated_and_predicted_untuned_on_tensorflow(
-    model_name, monkeypatch
-):
-    inputs = keras_inputs_of(("evaluate", "predict"), monkeypatch)
+def test_arrays_are_read_untuned_on_tensorflow(model_name, monkeypatch):
+    inputs = keras_inputs_of(("fit", "evaluate", "predict"), monkeypatch)
     keras.utils.set_random_seed(0)
     model = compiled(model_name)
     x = good_x(model_name)
-    model.evaluate(x, MODELS[model_name][1](x), batch_size=3, verbose=0)
+    y = MODELS[model_name][1](x)
+    model.fit(x, y, batch_size=3, validation_split=0.25, verbose=0)
+    model.evaluate(x, y, batch_size=3, verbose=0)
     predictions = model.predict(x, 3, 0)  # Keras' positional arguments.
-    assert_untuned_on_tensorflow_only(inputs)
-    assert len(inputs) == 2
+    assert len(inputs) == 4  # `fit` evaluates its validation data.
+    assert_arrays_untuned_on_tensorflow_only(inputs)
     keras.tree.map_structure(
         lambda a: np.testing.assert_equal(len(a), ROWS),
         numpy_tree(predictions),
     )
+
+
+@pytest.mark.parametrize("model_name", ["text classifier", "pretrainer"])
+def test_datasets_are_read_untuned_on_every_backend(model_name, monkeypatch):
+    import tensorflow as tf
+
+    inputs = keras_inputs_of(("fit", "evaluate", "predict"), monkeypatch)
+    keras.utils.set_random_seed(0)
+    model = compiled(model_name)
+    x = good_x(model_name)
+    y = MODELS[model_name][1](x)
+    rows = x if y is None else (x, y)
+    dataset = tf.data.Dataset.from_tensor_slices(rows).batch(BATCH_SIZE)
+    model.fit(dataset, validation_data=dataset, verbose=0)
+    model.evaluate(dataset, verbose=0)
+    model.predict(dataset.map(lambda x, *_: x), verbose=0)
+    assert len(inputs) == 4  # `fit` evaluates its validation data.
+    assert all(is_untuned(x) for x in inputs)
+
+
+def test_untuned_keeps_an_explicit_choice():
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = True
+    tuned = tf.data.Dataset.range(4).with_options(options)
+    assert untuned(tuned).options().autotune.enabled is True
+    assert untuned(tf.data.Dataset.range(4)).options().autotune.enabled is False
+
+
+@pytest.mark.skipif(
+    keras.config.backend() != "tensorflow",
+    reason="Only TensorFlow's Keras reads arrays through tf.data; elsewhere "
+    "they pass unchanged (test_arrays_are_read_untuned_on_tensorflow).",
+)
+def test_arrays_train_as_keras_trains_them():
+    # Keras' own pipeline for arrays, untuned: the same batches, the same
+    # validation rows, the same weights after `fit`.
+    x = good_x("text classifier")
+    y = MODELS["text classifier"][1](x)
+    weights_after, validation_losses = [], []
+    for fit in (keras.Model.fit, keras_electra.ElectraTextClassifier.fit):
+        keras.utils.set_random_seed(0)
+        model = compiled("text classifier")
+        history = fit(
+            model, x, y, batch_size=3, epochs=2, shuffle=False,
+            validation_split=0.25, sample_weight=np.arange(ROWS) / ROWS,
+            verbose=0,
+        )
+        validation_losses.append(history.history["val_loss"])
+        weights_after.append(weights(model))
+    np.testing.assert_allclose(*validation_losses, rtol=1e-5)
+    for a, b in zip(*weights_after):
+        np.testing.assert_allclose(a, b, atol=1e-6)
 
 
 def trains_evaluates_and_predicts_alike(model_name):
@@ -349,7 +404,7 @@ def test_arrays_are_shuffled_every_epoch_and_split_as_in_keras():
     y = np.arange(20)
     kwargs = {"batch_size": 4, "sample_weight": np.ones(20),
               "validation_split": 0.25, "epochs": 2}
-    batches = shuffled_rows(x, y, kwargs)
+    batches = row_batches(x, y, kwargs, shuffle=True, split=True)
     assert kwargs.keys() == {"epochs", "validation_data"}
 
     def labels_of(dataset):
@@ -408,15 +463,17 @@ def test_raw_strings_on_every_path():
     assert "found 2." in next(iter(found.values()))
 
 
-def test_strings_are_evaluated_and_predicted_untuned_on_tensorflow(
-    monkeypatch
-):
-    inputs = keras_inputs_of(("evaluate", "predict"), monkeypatch)
+def test_strings_are_read_untuned_on_every_backend(monkeypatch):
+    # keras-hub reads strings through `tf.data` on every backend.
+    inputs = keras_inputs_of(("fit", "evaluate", "predict"), monkeypatch)
     keras.utils.set_random_seed(0)
     model = text_classifier()
     expected = model.predict(TEXTS, batch_size=ROWS, verbose=0)
     inputs.clear()
-    model.evaluate(TEXTS, np.arange(ROWS) % 2, batch_size=3, verbose=0)
+    labels = np.arange(ROWS) % 2
+    model.evaluate(TEXTS, labels, batch_size=3, verbose=0)
     predictions = model.predict(TEXTS, batch_size=3, verbose=0)
-    assert_untuned_on_tensorflow_only(inputs)
+    model.fit(TEXTS, labels, batch_size=3, validation_split=0.25, verbose=0)
+    assert len(inputs) == 4  # `fit` evaluates its validation data.
+    assert all(is_untuned(x) for x in inputs)
     np.testing.assert_allclose(predictions, expected, atol=1e-5)

@@ -76,6 +76,24 @@ def test_pretrain_fits_a_time_budget_with_its_callbacks(
     assert run["total_steps"] % run["steps_per_epoch"] == 0
 
 
+def test_pretrain_says_when_the_budget_leaves_no_time_to_train(
+    corpus, tmp_path, capsys
+):
+    # Timing and compiling alone take longer than 0.6 s: the run takes its
+    # one step anyway, and the overrun is not blamed on slow steps.
+    pretrain.main(
+        ["--corpus", corpus, "--output", str(tmp_path / "run"),
+         "--vocabulary-size", "80", "--max-sequence-length", "24",
+         "--batch-size", "4", "--minutes", "0.01", "--jit-compile", "auto",
+         "--verbose", "0", *TINY_MODEL]
+    )
+    printed = capsys.readouterr().out
+    assert "The budget leaves no time to train" in printed
+    assert "running 1 step(s) anyway" in printed
+    assert "(budget 0.01 min, +" in printed
+    assert "ran slower than timed" not in printed
+
+
 @pytest.mark.parametrize("recipe", [pretrain, finetune, squad, demo])
 def test_every_flag_is_explained(recipe, capsys):
     parser = recipe.build_parser()

@@ -55,9 +55,10 @@ class CheckedInputs:
 
     Packed inputs as arrays that preprocessing passes through go straight
     to `keras.Model`: keras-hub's `tf.data` pipeline would only copy them,
-    and on 2 cores its threads cost up to a second a `predict` call. On
-    TensorFlow, `evaluate` and `predict` read arrays and strings as batches
-    that `tf.data` does not autotune (`checks.untuned_on_tensorflow`).
+    and on 2 cores its threads cost up to a second a `predict` call. The
+    `tf.data` pipelines that `fit`, `evaluate` and `predict` read are not
+    autotuned (`checks.untuned_inputs`): datasets and strings on every
+    backend, arrays on TensorFlow.
     """
 
     # Rank of a batch of sparse (class index) labels.
@@ -111,6 +112,7 @@ class CheckedInputs:
                     kwargs["validation_data"] = (
                         keras.utils.pack_x_y_sample_weight(*validation)
                     )
+                x, y, kwargs = checks.untuned_inputs("fit", x, y, kwargs)
                 return keras.Model.fit(
                     self, x, y, *args, **checks.fit_arguments(x, kwargs)
                 )
@@ -121,9 +123,10 @@ class CheckedInputs:
                 )
             # keras-hub's `Task.fit` makes a dataset of any input, so
             # Keras' own shuffling never applies (it would only warn).
-            shuffle = kwargs.pop("shuffle", True)
-            if shuffle and x is not None and not checks.is_tf_dataset(x):
-                x, y = shuffled_rows(x, y, kwargs), None
+            x, y, kwargs = checks.untuned_inputs(
+                "fit", x, y, kwargs, rows=True
+            )
+            kwargs.pop("shuffle", None)
             return super().fit(x, y, *args, shuffle=False, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
@@ -136,10 +139,12 @@ class CheckedInputs:
                 x, y, kwargs["sample_weight"] = self._for_keras(
                     x, y, kwargs.get("sample_weight")
                 )
-                x, y, kwargs = checks.untuned_on_tensorflow(x, y, kwargs)
+                x, y, kwargs = checks.untuned_inputs("evaluate", x, y, kwargs)
                 return keras.Model.evaluate(self, x, y, **kwargs)
             self._check_arrays(x, y)
-            x, y, kwargs = checks.untuned_on_tensorflow(x, y, kwargs)
+            x, y, kwargs = checks.untuned_inputs(
+                "evaluate", x, y, kwargs, rows=True
+            )
             return super().evaluate(x, y, **kwargs)
 
     def predict(self, x, *args, **kwargs):
@@ -147,12 +152,14 @@ class CheckedInputs:
         with checks.input_errors(self, kwargs):
             if checks.is_batch_stream(x) or self._takes_as_is(x):
                 x = self._for_keras(x)[0]
-                x, _, kwargs = checks.untuned_on_tensorflow(
-                    x, None, kwargs
+                x, _, kwargs = checks.untuned_inputs(
+                    "predict", x, None, kwargs
                 )
                 return keras.Model.predict(self, x, **kwargs)
             self._check_arrays(x, None)
-            x, _, kwargs = checks.untuned_on_tensorflow(x, None, kwargs)
+            x, _, kwargs = checks.untuned_inputs(
+                "predict", x, None, kwargs, rows=True
+            )
             return super().predict(x, **kwargs)
 
     def _takes_as_is(self, x):
@@ -187,37 +194,6 @@ class CheckedInputs:
         return keras.tree.map_structure(
             checks.to_host, keras.utils.unpack_x_y_sample_weight(data)
         )
-
-
-def shuffled_rows(x, y, fit_kwargs):
-    """Arrays (or strings) as a `tf.data.Dataset` of batches in a new order
-    every epoch, as `keras.Model.fit(shuffle=True)` takes them: keras-hub's
-    `Task.fit` batches them in order, and Keras then only warns that
-    `shuffle` is ignored.
-
-    Takes `batch_size`, `sample_weight` and `validation_split` out of
-    `fit_kwargs` and applies them (the last rows become the validation
-    data, as in Keras, put in `fit_kwargs`).
-    """
-    import tensorflow as tf
-
-    rows = tf.data.Dataset.from_tensor_slices(
-        keras.utils.pack_x_y_sample_weight(
-            x, y, fit_kwargs.pop("sample_weight", None)
-        )
-    )
-    batch_size = fit_kwargs.pop("batch_size", None) or 32
-    count = int(rows.cardinality())
-    split = fit_kwargs.pop("validation_split", None)
-    if split and fit_kwargs.get("validation_data") is None:
-        training_rows = int(count * (1 - split))
-        fit_kwargs["validation_data"] = rows.skip(training_rows).batch(
-            batch_size
-        )
-        rows, count = rows.take(training_rows), training_rows
-    return rows.shuffle(count, reshuffle_each_iteration=True).batch(
-        batch_size
-    )
 
 
 def check_texts(texts):

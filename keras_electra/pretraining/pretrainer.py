@@ -53,7 +53,7 @@ from keras_electra.utils.checks import by_name
 from keras_electra.utils.checks import check_sequence_length
 from keras_electra.utils.checks import fit_arguments
 from keras_electra.utils.checks import input_errors
-from keras_electra.utils.checks import untuned_on_tensorflow
+from keras_electra.utils.checks import untuned_inputs
 from keras_electra.utils.keras_compat import build_optimizer
 from keras_electra.utils.keras_compat import preset_utils
 
@@ -614,11 +614,11 @@ class ElectraPretrainer(keras.Model):
         build_optimizer(self)
         with input_errors(self, kwargs):
             x, y = checker.checked(x, y)
-            validation_data = checker.checked_validation(validation_data)
-            return super().fit(
-                x, y=y, validation_data=validation_data,
-                **fit_arguments(x, kwargs),
+            kwargs["validation_data"] = checker.checked_validation(
+                validation_data
             )
+            x, y, kwargs = untuned_inputs("fit", x, y, kwargs)
+            return super().fit(x, y=y, **fit_arguments(x, kwargs))
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         """`keras.Model.evaluate`, with the inputs checked as in `fit`."""
@@ -628,7 +628,7 @@ class ElectraPretrainer(keras.Model):
             return super().evaluate(x, y=y, **kwargs)
         with input_errors(self, kwargs):
             x, y = self.input_checker().checked(x, y)
-            x, y, kwargs = untuned_on_tensorflow(x, y, kwargs)
+            x, y, kwargs = untuned_inputs("evaluate", x, y, kwargs)
             return super().evaluate(x, y=y, **kwargs)
 
     def predict(self, x, *args, **kwargs):
@@ -636,7 +636,7 @@ class ElectraPretrainer(keras.Model):
         kwargs = by_name("predict", args, kwargs)
         with input_errors(self, kwargs):
             x, _ = self.input_checker().checked(x)
-            x, _, kwargs = untuned_on_tensorflow(x, None, kwargs)
+            x, _, kwargs = untuned_inputs("predict", x, None, kwargs)
             return super().predict(x, **kwargs)
 
     def input_checker(self):

@@ -261,36 +261,145 @@ def by_name(method, args, kwargs):
     return {**dict(zip(_POSITIONAL_ARGUMENTS[method], args)), **kwargs}
 
 
-def untuned_on_tensorflow(x, y, kwargs):
-    """On TensorFlow, `(x, y, kwargs)` of `evaluate` or `predict` with
-    arrays or strings `x` made a `tf.data.Dataset` of batches in order that
-    `tf.data` does not autotune (`batch_size` and `sample_weight` taken out
-    of `kwargs`); anything else, or on another backend, unchanged.
+def untuned(dataset):
+    """`dataset` with `tf.data`'s autotuning off, unless its options already
+    say whether to autotune.
 
-    The pipelines Keras builds for arrays and keras-hub for strings are
-    autotuned, and on TensorFlow, whose own threads run both the pipeline
-    and the model, `predict` over them ran 1.4x slower a batch in most
-    calls (benchmarks/RESULTS.md, "TensorFlow's `predict`"). Training
-    measured no difference.
+    Deleting an iterator over an autotuned pipeline, as `fit`, `evaluate`
+    and `predict` do when they end, waits out the autotuning thread's
+    current pause, which doubles as the pipeline runs (up to a minute).
+    With TensorFlow 2.21 short `fit` calls of `electra_small` lasted
+    seconds past their last step, up to about their own length: most of
+    them on the TensorFlow backend, some on JAX and PyTorch
+    (benchmarks/RESULTS.md, "The end of every `fit`"). Untuned, `AUTOTUNE`
+    parallelism is the core count, prefetch buffers size themselves, and
+    the steps ran as fast.
+
+    Example:
+    ```python
+    import tensorflow as tf
+    from keras_electra.utils.checks import untuned
+
+    untuned(tf.data.Dataset.range(4)).options().autotune.enabled  # False
+    ```
     """
-    if (
-        keras.config.backend() != "tensorflow"
-        or x is None
-        or is_tf_dataset(x)
-        or is_batch_stream(x)
-    ):
-        return x, y, kwargs
     import tensorflow as tf
 
-    kwargs = dict(kwargs)
-    batch_size = kwargs.pop("batch_size", None) or 32
-    rows = keras.utils.pack_x_y_sample_weight(
-        x, y, kwargs.pop("sample_weight", None)
-    )
+    if dataset.options().autotune.enabled is not None:
+        return dataset
     options = tf.data.Options()
     options.autotune.enabled = False
-    batches = tf.data.Dataset.from_tensor_slices(rows).batch(batch_size)
-    return batches.with_options(options), None, kwargs
+    return dataset.with_options(options)
+
+
+def untuned_inputs(method, x, y, kwargs, rows=False):
+    """`(x, y, kwargs)` of `keras.Model`'s `method` (`"fit"`, `"evaluate"`
+    or `"predict"`) with every `tf.data` pipeline they are read through
+    `untuned`.
+
+    - Datasets (`x`, and `fit`'s `validation_data`): on every backend.
+    - With `rows`, arrays and strings that a keras-hub task would batch
+      with `tf.data` (in order) on every backend: as `row_batches`.
+    - Arrays that Keras reads through a pipeline of its own, on TensorFlow:
+      as the same batches (`keras_compat.array_batches`).
+
+    Converted inputs have `batch_size`, `sample_weight` and, for `fit`,
+    `shuffle`, `class_weight`, `validation_split` and
+    `validation_batch_size` applied and taken out of `kwargs`. Generators,
+    `PyDataset`s, and arrays on the other backends (read without
+    `tf.data`) pass unchanged.
+    """
+    kwargs = dict(kwargs)
+    batch_size = kwargs.get("batch_size")
+    fitting = method == "fit"
+    if is_tf_dataset(x):
+        x = untuned(x)
+    elif rows and x is not None and not is_batch_stream(x):
+        shuffle = kwargs.pop("shuffle", True) if fitting else False
+        x, y = row_batches(x, y, kwargs, shuffle, split=fitting), None
+    elif _read_by_keras_through_tf_data(x, y):
+        sample_weight = kwargs.pop("sample_weight", None)
+        steps, shuffle, class_weight = kwargs.get("steps"), False, None
+        if fitting:
+            steps = kwargs.get("steps_per_epoch")
+            shuffle = kwargs.pop("shuffle", True)
+            class_weight = kwargs.pop("class_weight", None)
+            split = kwargs.pop("validation_split", None)
+            if split and kwargs.get("validation_data") is None:
+                (x, y, sample_weight), kwargs["validation_data"] = (
+                    keras_compat.train_validation_split(
+                        x, y, sample_weight, split
+                    )
+                )
+        batches = keras_compat.array_batches(
+            x, y, sample_weight, kwargs.pop("batch_size", None), steps,
+            shuffle, class_weight,
+        )
+        x, y = untuned(batches), None
+    validation = kwargs.get("validation_data")
+    if validation is not None:
+        validation_x, validation_y, validation_weight = (
+            keras.utils.unpack_x_y_sample_weight(validation)
+        )
+        if is_tf_dataset(validation_x):
+            kwargs["validation_data"] = untuned(validation_x)
+        elif rows or _read_by_keras_through_tf_data(
+            validation_x, validation_y
+        ):
+            kwargs["validation_data"], _, _ = untuned_inputs(
+                "evaluate", validation_x, validation_y,
+                {
+                    "batch_size": kwargs.pop("validation_batch_size", None)
+                    or batch_size,
+                    "sample_weight": validation_weight,
+                    "steps": kwargs.get("validation_steps"),
+                },
+                rows=rows,
+            )
+    return x, y, kwargs
+
+
+def row_batches(x, y, kwargs, shuffle, split=False):
+    """Arrays or strings as an untuned `tf.data.Dataset` of batches, in a
+    new order every epoch if `shuffle` (as `keras.Model.fit(shuffle=True)`
+    reads them; keras-hub's `Task.fit` batches them in order, and Keras then
+    only warns that `shuffle` is ignored).
+
+    Takes `batch_size`, `sample_weight` and, with `split`,
+    `validation_split` out of `kwargs` and applies them (the last rows
+    become the validation data, as in Keras, put in `kwargs`).
+    """
+    import tensorflow as tf
+
+    rows = tf.data.Dataset.from_tensor_slices(
+        keras.utils.pack_x_y_sample_weight(
+            x, y, kwargs.pop("sample_weight", None)
+        )
+    )
+    batch_size = kwargs.pop("batch_size", None) or 32
+    count = int(rows.cardinality())
+    validation_split = kwargs.pop("validation_split", None) if split else None
+    if validation_split and kwargs.get("validation_data") is None:
+        training_rows = int(count * (1 - validation_split))
+        kwargs["validation_data"] = untuned(
+            rows.skip(training_rows).batch(batch_size)
+        )
+        rows, count = rows.take(training_rows), training_rows
+    if shuffle:
+        rows = rows.shuffle(count, reshuffle_each_iteration=True)
+    return untuned(rows.batch(batch_size))
+
+
+def _read_by_keras_through_tf_data(x, y):
+    """Whether Keras reads `(x, y)`, arrays, through a `tf.data` pipeline of
+    its own: on TensorFlow."""
+    return (
+        keras.config.backend() == "tensorflow"
+        and x is not None
+        and not is_tf_dataset(x)
+        and not is_batch_stream(x)
+        and keras_compat.are_arrays(x, y)
+    )
 
 
 def checked_batches(data, per_batch):

@@ -201,6 +201,60 @@ def build_optimizer(model):
     optimizer.build(model.trainable_variables)
 
 
+# Keras reads arrays through a `tf.data` pipeline of its own on
+# TensorFlow (`ArrayDataAdapter`), shuffled every epoch as `shuffle` says;
+# `checks.untuned_inputs` builds the same pipeline, to switch its
+# autotuning off. Waits for Keras to take `tf.data.Options` for it.
+
+
+def array_batches(x, y, sample_weight, batch_size, steps, shuffle,
+                  class_weight=None):
+    """The `tf.data.Dataset` of batches that Keras' `fit` (or `evaluate`,
+    `predict`) reads arrays through on TensorFlow, with the same arguments.
+
+    Example:
+    ```python
+    import numpy as np
+    from keras_electra.utils import keras_compat
+
+    batches = keras_compat.array_batches(
+        np.arange(6), None, None, batch_size=4, steps=None, shuffle=False
+    )
+    [len(batch) for batch in batches]  # [4, 2]
+    ```
+    """
+    import tensorflow as tf
+    from keras.src.trainers.data_adapters import array_data_adapter
+
+    adapter = array_data_adapter.ArrayDataAdapter(
+        x, y, sample_weight, batch_size=batch_size, steps=steps,
+        shuffle=shuffle, class_weight=class_weight,
+    )
+    # Keras takes the number of batches from the adapter; a dataset must
+    # say it, or `evaluate` averages its loss over one step too many.
+    return adapter.get_tf_dataset().apply(
+        tf.data.experimental.assert_cardinality(adapter.num_batches)
+    )
+
+
+def are_arrays(*data):
+    """Whether Keras reads `data` (e.g. `(x, y)`) as arrays
+    (`array_batches`), not as another kind of input."""
+    from keras.src.trainers.data_adapters import array_data_adapter
+
+    return array_data_adapter.can_convert_arrays(data)
+
+
+def train_validation_split(x, y, sample_weight, validation_split):
+    """`((x, y, sample_weight), validation_data)`: the last
+    `validation_split` of the rows held out, as Keras' `fit` does."""
+    from keras.src.trainers.data_adapters import array_slicing
+
+    return array_slicing.train_validation_split(
+        (x, y, sample_weight), validation_split=validation_split
+    )
+
+
 # Keras' JAX trainer detaches every variable from its value while `fit`,
 # `evaluate` and `predict` run (`_purge_model_variables`) and reattaches
 # them when the loop ends, or (`fit` only) from the last completed step in a
