@@ -93,6 +93,14 @@ def compiled(model_name):
     return model
 
 
+def seeded_model_and_batch(model_name):
+    """A freshly seeded compiled model and its good batch `(x, y)`."""
+    keras.utils.set_random_seed(0)
+    model = compiled(model_name)
+    x = good_x(model_name)
+    return model, x, MODELS[model_name][1](x)
+
+
 @pytest.fixture(scope="module")
 def models():
     """One compiled model per name, shared by the module's tests (a bad
@@ -253,10 +261,7 @@ def test_packed_arrays_go_straight_to_keras(model_name, monkeypatch):
         raise AssertionError("keras-hub's pipeline built a dataset")
 
     monkeypatch.setattr(pipeline_model, "_build_dataset", refuse)
-    keras.utils.set_random_seed(0)
-    model = compiled(model_name)
-    x = good_x(model_name)
-    y = MODELS[model_name][1](x)
+    model, x, y = seeded_model_and_batch(model_name)
     model.fit(x, y, batch_size=BATCH_SIZE, epochs=2, verbose=0)
     model.evaluate(x, y, batch_size=BATCH_SIZE, verbose=0)
     keras.tree.map_structure(
@@ -297,10 +302,7 @@ def assert_arrays_untuned_on_tensorflow_only(inputs):
 @pytest.mark.parametrize("model_name", sorted(MODELS))
 def test_arrays_are_read_untuned_on_tensorflow(model_name, monkeypatch):
     inputs = keras_inputs_of(("fit", "evaluate", "predict"), monkeypatch)
-    keras.utils.set_random_seed(0)
-    model = compiled(model_name)
-    x = good_x(model_name)
-    y = MODELS[model_name][1](x)
+    model, x, y = seeded_model_and_batch(model_name)
     model.fit(x, y, batch_size=3, validation_split=0.25, verbose=0)
     model.evaluate(x, y, batch_size=3, verbose=0)
     predictions = model.predict(x, 3, 0)  # Keras' positional arguments.
@@ -317,10 +319,7 @@ def test_datasets_are_read_untuned_on_every_backend(model_name, monkeypatch):
     import tensorflow as tf
 
     inputs = keras_inputs_of(("fit", "evaluate", "predict"), monkeypatch)
-    keras.utils.set_random_seed(0)
-    model = compiled(model_name)
-    x = good_x(model_name)
-    y = MODELS[model_name][1](x)
+    model, x, y = seeded_model_and_batch(model_name)
     rows = x if y is None else (x, y)
     dataset = tf.data.Dataset.from_tensor_slices(rows).batch(BATCH_SIZE)
     model.fit(dataset, validation_data=dataset, verbose=0)
@@ -367,10 +366,7 @@ def test_arrays_train_as_keras_trains_them():
 
 
 def trains_evaluates_and_predicts_alike(model_name):
-    keras.utils.set_random_seed(0)
-    model = compiled(model_name)
-    x = good_x(model_name)
-    y = MODELS[model_name][1](x)
+    model, x, y = seeded_model_and_batch(model_name)
     # The pretrainer masks and samples anew on every call: same shapes.
     same = np.testing.assert_allclose
     if model_name == "pretrainer":

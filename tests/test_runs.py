@@ -194,6 +194,31 @@ def test_subset_and_bad_size():
         finetuning.subset(split, 0)
 
 
+@pytest.mark.parametrize(
+    "texts",
+    [["good dog", "bad dog"], [("good dog", "the cat"), ("bad dog", "a mat")]],
+)
+def test_classification_dataset_takes_lists_or_arrays(texts):
+    preprocessor = keras_electra.ElectraTextClassifierPreprocessor(
+        keras_electra.ElectraTokenizer(
+            keras_electra.pretraining.SPECIAL_TOKENS + WORDS
+        ),
+        sequence_length=8,
+    )
+    labels = np.array([1, 0])
+    batches = [
+        next(iter(finetuning.classification_dataset(
+            preprocessor, {"texts": kind(texts), "labels": labels}, 2
+        )))
+        for kind in (list, np.array)
+    ]
+    (from_list, _), (from_array, _) = batches
+    for name in ("token_ids", "segment_ids", "padding_mask"):
+        np.testing.assert_array_equal(from_array[name], from_list[name])
+    if isinstance(texts[0], tuple):  # Both sentences, in two segments.
+        assert np.asarray(from_list["segment_ids"]).max() == 1
+
+
 def test_fine_tune_classifier_scores_every_split(tmp_path):
     vocabulary = keras_electra.pretraining.SPECIAL_TOKENS + WORDS
     classifier = keras_electra.ElectraTextClassifier(

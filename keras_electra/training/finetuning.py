@@ -102,8 +102,9 @@ def subset(split, size):
 
 
 def _text_features(texts):
-    """Strings, or a tuple of two string lists for sentence pairs."""
-    if texts and isinstance(texts[0], (tuple, list)):
+    """Strings, or a tuple of two string lists for sentence pairs; `texts`
+    a list, or a NumPy array (of shape `(n, 2)` for pairs)."""
+    if len(texts) and isinstance(texts[0], (tuple, list, np.ndarray)):
         first, second = zip(*texts)
         return (list(first), list(second))
     return list(texts)
