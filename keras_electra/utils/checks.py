@@ -396,13 +396,11 @@ def row_batches(x, y, kwargs, shuffle, split=False):
 
 
 def _read_by_keras_through_tf_data(x, y):
-    """Whether Keras reads `(x, y)`, arrays, through a `tf.data` pipeline of
-    its own: on TensorFlow."""
+    """Whether Keras reads `(x, y)`, arrays (not datasets or batch streams),
+    through a `tf.data` pipeline of its own: on TensorFlow."""
     return (
         keras.config.backend() == "tensorflow"
         and x is not None
-        and not is_tf_dataset(x)
-        and not is_batch_stream(x)
         and keras_compat.are_arrays(x, y)
     )
 
