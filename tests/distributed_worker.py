@@ -94,6 +94,13 @@ def compile_sgd(pretrainer, clip=True):
     )
 
 
+def compile_adamw(pretrainer):
+    """ELECTRA's AdamW (fused on TensorFlow), without clipping (see below)."""
+    from keras_electra.models.electra_optimizer import electra_adamw
+
+    pretrainer.compile(optimizer=electra_adamw(1e-3, weight_decay=0.01))
+
+
 def train(pretrainer, data, batch_size):
     """STEPS steps (one per epoch) on `data`; per-step logs and weights."""
     import keras
@@ -194,6 +201,9 @@ def run_tensorflow(out):
     # all-reduce, so clipping would make the replicas differ from one device.
     compile_sgd(pretrainer, clip=False)
     result["single_exact"] = train(pretrainer, batch, GLOBAL_BATCH)
+    pretrainer = make_pretrainer("exact")
+    compile_adamw(pretrainer)
+    result["single_exact_adamw"] = train(pretrainer, batch, GLOBAL_BATCH)
     tick("tf single device")
 
     devices = ["/cpu:0", "/cpu:1"]
@@ -207,7 +217,16 @@ def run_tensorflow(out):
             dist.shard(batch, GLOBAL_BATCH),
             dist.fit_batch_size(GLOBAL_BATCH),
         )
-        tick("tf mirrored fit")
+        pretrainer = make_pretrainer("exact")
+        compile_adamw(pretrainer)
+        dist.prepare(pretrainer)
+        result["adamw_class"] = type(pretrainer.optimizer).__name__
+        result["mirrored_exact_adamw"] = train(
+            pretrainer,
+            dist.shard(batch, GLOBAL_BATCH),
+            dist.fit_batch_size(GLOBAL_BATCH),
+        )
+        tick("tf mirrored fits")
         # Without `prepare`, the replicas share one seed-generator state.
         plain = make_pretrainer("random")
         result["mirrored_masks_unprepared"] = masks(plain, same, GLOBAL_BATCH)

@@ -236,6 +236,14 @@ def test_tensorflow_mirrored_equals_one_device(tensorflow_results):
         "replicas' gradients add up to twice the update."
     )
     assert_same_training(mirrored, single, "MirroredStrategy vs one device")
+    # ELECTRA's AdamW: its fused update and weight decay on every replica.
+    assert tensorflow_results["adamw_class"] == "FusedAdamW"
+    assert_trained(tensorflow_results["single_exact_adamw"])
+    assert_same_training(
+        tensorflow_results["mirrored_exact_adamw"],
+        tensorflow_results["single_exact_adamw"],
+        "MirroredStrategy vs one device, AdamW",
+    )
 
 
 @tensorflow_only

@@ -13,6 +13,7 @@ import pytest
 
 import keras_electra
 from conftest import backend, tiny_backbone, tiny_batch, without_torch_codegen
+from keras_electra.models.electra_optimizer import FusedAdamW
 
 NUM_LAYERS = 2
 DECAY = 0.5
@@ -142,6 +143,7 @@ def test_adam_first_step_is_lr_times_multiplier():
         lambda: keras.optimizers.SGD(0.1, momentum=0.9, nesterov=True),
         lambda: keras.optimizers.Adam(1e-2),
         lambda: keras.optimizers.AdamW(1e-2, weight_decay=0.1),
+        lambda: FusedAdamW(1e-2, weight_decay=0.1),
         lambda: keras.optimizers.RMSprop(1e-2),
         lambda: keras.optimizers.Adagrad(1e-2),
         lambda: keras.optimizers.Adamax(1e-2),
@@ -438,12 +440,20 @@ def test_optimizer_config_round_trip():
             assert restored._use_weight_decay(variable) == (
                 variable.name not in ("gamma", "beta", "bias")
             )
-    # The class is saved backend-neutrally (not as e.g. torch's fused Adam).
-    assert config["base_optimizer"] == {
-        "module": "keras.optimizers",
-        "class_name": "AdamW",
-        "registered_name": None,
-    }
+    # The class is saved backend-neutrally (not as e.g. torch's fused Adam;
+    # `FusedAdamW` loads as Keras' AdamW on JAX and PyTorch).
+    if backend() == "tensorflow":
+        assert config["base_optimizer"] == {
+            "module": "keras_electra.models.electra_optimizer",
+            "class_name": "FusedAdamW",
+            "registered_name": "keras_electra>FusedAdamW",
+        }
+    else:
+        assert config["base_optimizer"] == {
+            "module": "keras.optimizers",
+            "class_name": "AdamW",
+            "registered_name": None,
+        }
     # A custom optimizer class round-trips through its registered name.
     custom = keras_electra.layerwise_decay(MomentumSGD(0.1), model, DECAY)
     restored = keras.optimizers.deserialize(keras.optimizers.serialize(custom))

@@ -1,0 +1,224 @@
+"""What TensorFlow's first pre-training step costs with each AdamW.
+
+On TensorFlow the first step of `fit` traces the train step into a graph
+and optimises it before running it. Keras' AdamW writes a dozen ops per
+variable for its update; `FusedAdamW` (what `electra_adamw` gives on
+TensorFlow) writes one fused op per variable and evaluates the step's
+scalars once. This script runs the same pre-training `fit` with both, each
+in a fresh process, alternating, and reports the ops traced, the first step
+and the later steps:
+
+    python benchmarks/first_step.py
+    python benchmarks/first_step.py --preset electra_base --rounds 3
+
+Both optimizers are set up as `pretraining_optimizer(total_steps=...)`:
+learning-rate warmup and decay, clipping at global norm 1, weight decay 0.01
+except on LayerNorm and biases. Keras' AdamW gets its exclusions by
+identity: by name it would decay every variable on TensorFlow. It prints a
+markdown table and writes the details as JSON to `--output`.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras_electra  # noqa: E402  # isort: skip
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from keras_electra.models.electra_optimizer import FusedAdamW  # noqa: E402
+from keras_electra.models.electra_optimizer import electra_adamw  # noqa: E402
+from keras_electra.training.optimizers import WarmupLinearDecay  # noqa: E402
+from keras_electra.utils.file_io import write_json  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+OPTIMIZERS = ("keras.optimizers.AdamW", "FusedAdamW")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description=(
+            "Time TensorFlow's first pre-training step with Keras' AdamW "
+            "and with FusedAdamW, each in a fresh process, alternating."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--preset", default="electra_small",
+                        help="Built-in preset, randomly initialised.")
+    parser.add_argument("--vocab-size", type=int, default=30522)
+    parser.add_argument("--sequence-length", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=6,
+                        help="Steps of each run, the first included.")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="Runs per optimizer, alternating.")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--output",
+        default=os.path.join(HERE, "results", "first_step.json"),
+        help="Where to write the JSON results.",
+    )
+    parser.add_argument("--child", choices=OPTIMIZERS,
+                        help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.steps < 2 or args.rounds < 1:
+        parser.error("--steps must be at least 2 and --rounds at least 1.")
+    return args
+
+
+def make_optimizer(name, model, total_steps):
+    schedule = WarmupLinearDecay(5e-4, total_steps, warmup_steps=1)
+    if name == "FusedAdamW":
+        optimizer = electra_adamw(schedule, global_clipnorm=1.0)
+        assert type(optimizer) is FusedAdamW
+        return optimizer
+    optimizer = keras.optimizers.AdamW(
+        schedule, weight_decay=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
+        global_clipnorm=1.0,
+    )
+    optimizer.exclude_from_weight_decay(var_list=[
+        v for v in model.trainable_variables
+        if v.name in ("gamma", "beta", "bias")
+    ])
+    return optimizer
+
+
+class StepClock(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.began = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.seconds.append(time.perf_counter() - self.began)
+
+
+def run_child(args):
+    """One `fit` in this process; its measurements as JSON on stdout."""
+    from tensorflow.python.framework import ops
+
+    assert keras.config.backend() == "tensorflow"
+    # Every op TensorFlow creates while tracing, nested functions included
+    # (TensorFlow has no public counter).
+    traced = [0]
+    create_op = ops.Graph._create_op_internal
+
+    def counting_create_op(graph, *inner_args, **kwargs):
+        traced[0] += 1
+        return create_op(graph, *inner_args, **kwargs)
+
+    ops.Graph._create_op_internal = counting_create_op
+    keras.utils.set_random_seed(args.seed)
+    pretrainer = keras_electra.ElectraPretrainer.from_preset(
+        args.preset, vocab_size=args.vocab_size, seed=args.seed
+    )
+    pretrainer.compile(
+        optimizer=make_optimizer(args.child, pretrainer, 1000)
+    )
+    rng = np.random.default_rng(args.seed)
+    token_ids = rng.integers(
+        104, args.vocab_size,
+        size=(args.steps * args.batch_size, args.sequence_length),
+        dtype="int32",
+    )
+    token_ids[:, 0], token_ids[:, -1] = 101, 102
+    rows = {
+        "token_ids": token_ids,
+        "segment_ids": np.zeros_like(token_ids),
+        "padding_mask": np.ones_like(token_ids),
+    }
+    clock = StepClock()
+    pretrainer.fit(rows, batch_size=args.batch_size, shuffle=False,
+                   verbose=0, callbacks=[clock])
+    print(json.dumps({
+        "optimizer": args.child,
+        "ops_traced": traced[0],
+        "first_step_seconds": round(clock.seconds[0], 3),
+        "median_later_step_seconds": round(
+            float(np.median(clock.seconds[1:])), 4
+        ),
+        "variables": len(pretrainer.trainable_variables),
+    }))
+    return 0
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child:
+        return run_child(args)
+    child_argv = [
+        "--preset", args.preset, "--vocab-size", str(args.vocab_size),
+        "--sequence-length", str(args.sequence_length),
+        "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+        "--seed", str(args.seed),
+    ]
+    runs = {name: [] for name in OPTIMIZERS}
+    for round_index in range(args.rounds):
+        for name in OPTIMIZERS:
+            print(f"round {round_index + 1}/{args.rounds}: {name} ...",
+                  file=sys.stderr, flush=True)
+            finished = subprocess.run(
+                [sys.executable, os.path.abspath(__file__), "--child", name]
+                + child_argv,
+                check=True, stdout=subprocess.PIPE, text=True,
+                # The fused update is TensorFlow's.
+                env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+            )
+            runs[name].append(json.loads(finished.stdout.splitlines()[-1]))
+
+    summary = {}
+    for name, rows in runs.items():
+        summary[name] = {
+            "ops_traced": rows[0]["ops_traced"],
+            "median_first_step_seconds": float(
+                np.median([row["first_step_seconds"] for row in rows])
+            ),
+            "median_later_step_seconds": float(
+                np.median([row["median_later_step_seconds"] for row in rows])
+            ),
+        }
+    import tensorflow as tf
+
+    write_json(args.output, {
+        "benchmark": "first_step",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"
+        ),
+        "command": " ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
+        "arguments": vars(args),
+        "summary": summary,
+        "runs": runs,
+        "versions": {"keras": keras.__version__, "tensorflow": tf.__version__},
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+        },
+    })
+    print(
+        f"TensorFlow pre-training `fit`, {args.preset}, {args.batch_size} x "
+        f"{args.sequence_length}, {args.steps} steps, {args.rounds} fresh "
+        "process(es) per optimizer, alternating (medians):\n\n"
+        "| optimizer | ops traced | first step (s) | later steps (s) |\n"
+        "|---|---:|---:|---:|"
+    )
+    for name, row in summary.items():
+        print(
+            f"| {name} | {row['ops_traced']:,} | "
+            f"{row['median_first_step_seconds']:.2f} | "
+            f"{row['median_later_step_seconds']:.3f} |"
+        )
+    print(f"\nWrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
