@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 
 import keras_electra
-from conftest import backend
+from conftest import backend, tiny_backbone
 from keras_electra.models.electra_optimizer import FusedAdamW
 from keras_electra.models.electra_optimizer import electra_adamw
+from keras_electra.training.optimizers import LayerwiseDecayMixin
 
 SHAPES = {"kernel": (6, 4), "bias": (4,), "embeddings": (10, 6)}
 STEPS = 3
@@ -185,3 +186,16 @@ def test_config_saved_on_tensorflow_loads_on_every_backend():
         np.testing.assert_allclose(
             value, reference, rtol=1e-6, atol=1e-7, err_msg=name
         )
+
+
+def test_layerwise_decay_config_saved_on_tensorflow_loads_on_every_backend():
+    model = keras_electra.ElectraDiscriminator(tiny_backbone())
+    optimizer = keras_electra.layerwise_decay(FusedAdamW(1e-3), model, 0.8)
+    saved = json.loads(json.dumps(keras.optimizers.serialize(optimizer)))
+    restored = keras.optimizers.deserialize(saved)
+    expected_base = (
+        FusedAdamW if backend() == "tensorflow"
+        else type(keras.optimizers.AdamW())
+    )
+    assert type(restored).__bases__ == (LayerwiseDecayMixin, expected_base)
+    assert restored.lr_multipliers == optimizer.lr_multipliers
