@@ -1,21 +1,25 @@
-"""What TensorFlow's first pre-training step costs with each AdamW.
+"""What TensorFlow's first training step costs with each AdamW.
 
 On TensorFlow the first step of `fit` traces the train step into a graph
 and optimises it before running it. Keras' AdamW writes a dozen ops per
 variable for its update; `FusedAdamW` (what `electra_adamw` gives on
 TensorFlow) writes one fused op per variable and evaluates the step's
-scalars once. This script runs the same pre-training `fit` with both, each
-in a fresh process, alternating, and reports the ops traced, the first step
-and the later steps:
+scalars once. This script runs the same `fit` with both, each in a fresh
+process, alternating, and reports the ops traced, the first step and the
+later steps:
 
     python benchmarks/first_step.py
-    python benchmarks/first_step.py --preset electra_base --rounds 3
+    python benchmarks/first_step.py --model classifier --rounds 3
 
-Both optimizers are set up as `pretraining_optimizer(total_steps=...)`:
-learning-rate warmup and decay, clipping at global norm 1, weight decay 0.01
-except on LayerNorm and biases. Keras' AdamW gets its exclusions by
-identity: by name it would decay every variable on TensorFlow. It prints a
-markdown table and writes the details as JSON to `--output`.
+`--model pretrainer` sets both optimizers up as
+`pretraining_optimizer(total_steps=...)`: learning-rate warmup and decay,
+clipping at global norm 1, weight decay 0.01 except on LayerNorm and
+biases. `--model classifier` (an `ElectraTextClassifier`, 2 classes) sets
+them up as `electra_finetuning_optimizer`: warmup and decay, the same
+weight decay, layer-wise learning-rate decay 0.8. Keras' AdamW gets its
+exclusions by identity: by name it would decay every variable on
+TensorFlow. It prints a markdown table and writes the details as JSON to
+`--output`.
 """
 
 import argparse
@@ -34,8 +38,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_electra.models.electra_optimizer import FusedAdamW  # noqa: E402
-from keras_electra.models.electra_optimizer import electra_adamw  # noqa: E402
-from keras_electra.training.optimizers import WarmupLinearDecay  # noqa: E402
+from keras_electra.training import optimizers  # noqa: E402
 from keras_electra.utils.file_io import write_json  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -50,6 +53,8 @@ def parse_args(argv=None):
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    parser.add_argument("--model", choices=("pretrainer", "classifier"),
+                        default="pretrainer")
     parser.add_argument("--preset", default="electra_small",
                         help="Built-in preset, randomly initialised.")
     parser.add_argument("--vocab-size", type=int, default=30522)
@@ -62,32 +67,56 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--output",
-        default=os.path.join(HERE, "results", "first_step.json"),
-        help="Where to write the JSON results.",
+        help="Where to write the JSON results [results/first_step_MODEL.json "
+        "next to this script].",
     )
     parser.add_argument("--child", choices=OPTIMIZERS,
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.steps < 2 or args.rounds < 1:
         parser.error("--steps must be at least 2 and --rounds at least 1.")
+    if args.output is None:
+        args.output = os.path.join(
+            HERE, "results", f"first_step_{args.model}.json"
+        )
     return args
 
 
 def make_optimizer(name, model, total_steps):
-    schedule = WarmupLinearDecay(5e-4, total_steps, warmup_steps=1)
+    """Pre-training's or fine-tuning's AdamW, fused or Keras' own."""
+    classifier = isinstance(model, keras_electra.ElectraTextClassifier)
+    if classifier and name == "FusedAdamW":
+        return optimizers.electra_finetuning_optimizer(
+            model, 1e-4, total_steps
+        )
     if name == "FusedAdamW":
-        optimizer = electra_adamw(schedule, global_clipnorm=1.0)
-        assert type(optimizer) is FusedAdamW
-        return optimizer
+        return optimizers.pretraining_optimizer(total_steps=total_steps)
+    # Both warm up over the first 10% of the steps.
+    schedule = optimizers.WarmupLinearDecay(
+        1e-4 if classifier else 5e-4, total_steps, warmup_fraction=0.1
+    )
     optimizer = keras.optimizers.AdamW(
         schedule, weight_decay=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
-        global_clipnorm=1.0,
+        global_clipnorm=None if classifier else 1.0,
     )
     optimizer.exclude_from_weight_decay(var_list=[
         v for v in model.trainable_variables
         if v.name in ("gamma", "beta", "bias")
     ])
+    if classifier:
+        return optimizers.layerwise_decay(optimizer, model, decay=0.8)
     return optimizer
+
+
+def build_model(args):
+    if args.model == "pretrainer":
+        return keras_electra.ElectraPretrainer.from_preset(
+            args.preset, vocab_size=args.vocab_size, seed=args.seed
+        )
+    backbone = keras_electra.ElectraBackbone.from_preset(
+        args.preset, vocab_size=args.vocab_size
+    )
+    return keras_electra.ElectraTextClassifier(backbone, num_classes=2)
 
 
 class StepClock(keras.callbacks.Callback):
@@ -118,12 +147,17 @@ def run_child(args):
 
     ops.Graph._create_op_internal = counting_create_op
     keras.utils.set_random_seed(args.seed)
-    pretrainer = keras_electra.ElectraPretrainer.from_preset(
-        args.preset, vocab_size=args.vocab_size, seed=args.seed
-    )
-    pretrainer.compile(
-        optimizer=make_optimizer(args.child, pretrainer, 1000)
-    )
+    model = build_model(args)
+    optimizer = make_optimizer(args.child, model, 1000)
+    if args.model == "pretrainer":
+        model.compile(optimizer=optimizer)
+    else:
+        model.compile(
+            optimizer=optimizer,
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+    fused = isinstance(optimizer, FusedAdamW)
+    assert fused == (args.child == "FusedAdamW"), type(optimizer)
     rng = np.random.default_rng(args.seed)
     token_ids = rng.integers(
         104, args.vocab_size,
@@ -136,9 +170,13 @@ def run_child(args):
         "segment_ids": np.zeros_like(token_ids),
         "padding_mask": np.ones_like(token_ids),
     }
+    # Labels for the classifier; the pretrainer's are its own.
+    labels = rng.integers(0, 2, len(token_ids))
+    if args.model == "pretrainer":
+        labels = None
     clock = StepClock()
-    pretrainer.fit(rows, batch_size=args.batch_size, shuffle=False,
-                   verbose=0, callbacks=[clock])
+    model.fit(rows, labels, batch_size=args.batch_size, shuffle=False,
+              verbose=0, callbacks=[clock])
     print(json.dumps({
         "optimizer": args.child,
         "ops_traced": traced[0],
@@ -146,7 +184,7 @@ def run_child(args):
         "median_later_step_seconds": round(
             float(np.median(clock.seconds[1:])), 4
         ),
-        "variables": len(pretrainer.trainable_variables),
+        "variables": len(model.trainable_variables),
     }))
     return 0
 
@@ -156,7 +194,8 @@ def main(argv=None):
     if args.child:
         return run_child(args)
     child_argv = [
-        "--preset", args.preset, "--vocab-size", str(args.vocab_size),
+        "--model", args.model, "--preset", args.preset,
+        "--vocab-size", str(args.vocab_size),
         "--sequence-length", str(args.sequence_length),
         "--batch-size", str(args.batch_size), "--steps", str(args.steps),
         "--seed", str(args.seed),
@@ -204,7 +243,8 @@ def main(argv=None):
         },
     })
     print(
-        f"TensorFlow pre-training `fit`, {args.preset}, {args.batch_size} x "
+        f"TensorFlow `fit` of the {args.model}, {args.preset}, "
+        f"{args.batch_size} x "
         f"{args.sequence_length}, {args.steps} steps, {args.rounds} fresh "
         "process(es) per optimizer, alternating (medians):\n\n"
         "| optimizer | ops traced | first step (s) | later steps (s) |\n"

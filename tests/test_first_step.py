@@ -16,10 +16,11 @@ first_step = load_script("benchmarks/first_step.py")
 @pytest.mark.skipif(
     backend() != "tensorflow", reason="measures TensorFlow's graph"
 )
-def test_times_both_optimizers_in_fresh_processes(tmp_path, capsys):
+@pytest.mark.parametrize("model", ["pretrainer", "classifier"])
+def test_times_both_optimizers_in_fresh_processes(model, tmp_path, capsys):
     output = tmp_path / "first_step.json"
     first_step.main(
-        ["--preset", "electra_tiny", "--vocab-size", "500",
+        ["--model", model, "--preset", "electra_tiny", "--vocab-size", "500",
          "--sequence-length", "16", "--batch-size", "2", "--steps", "2",
          "--rounds", "1", "--output", str(output)]
     )
