@@ -34,5 +34,6 @@ def test_times_both_optimizers_in_fresh_processes(model, tmp_path, capsys):
     assert saved > 5 * fused_run["variables"], (keras_run, fused_run)
     for run in (keras_run, fused_run):
         assert run["first_step_seconds"] > run["median_later_step_seconds"] > 0
+        assert run["median_update_ms"] > 0
     table = capsys.readouterr().out
     assert all(f"| {name} |" in table for name in first_step.OPTIMIZERS)
