@@ -5,8 +5,9 @@ and optimises it before running it. Keras' AdamW writes a dozen ops per
 variable for its update; `FusedAdamW` (what `electra_adamw` gives on
 TensorFlow) writes one fused op per variable and evaluates the step's
 scalars once. This script runs the same `fit` with both, each in a fresh
-process, alternating, and reports the ops traced, the first step, the
-later steps and the optimizer's update alone:
+process, alternating, and reports the ops traced, the first step and the
+optimizer's update alone (timed by itself); then it times the later steps
+of both in one process, their `fit` calls alternating:
 
     python benchmarks/first_step.py
     python benchmarks/first_step.py --model classifier --rounds 3
@@ -62,15 +63,16 @@ def parse_args(argv=None):
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=6,
                         help="Steps of each run, the first included.")
-    parser.add_argument("--rounds", type=int, default=2,
-                        help="Runs per optimizer, alternating.")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="Fresh processes per optimizer; fit calls each "
+                        "for the later steps.")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--output",
         help="Where to write the JSON results [results/first_step_MODEL.json "
         "next to this script].",
     )
-    parser.add_argument("--child", choices=OPTIMIZERS,
+    parser.add_argument("--child", choices=OPTIMIZERS + ("later-steps",),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.steps < 2 or args.rounds < 1:
@@ -131,24 +133,13 @@ class StepClock(keras.callbacks.Callback):
         self.seconds.append(time.perf_counter() - self.began)
 
 
-def run_child(args):
-    """One `fit` in this process; its measurements as JSON on stdout."""
-    from tensorflow.python.framework import ops
-
-    assert keras.config.backend() == "tensorflow"
-    # Every op TensorFlow creates while tracing, nested functions included
-    # (TensorFlow has no public counter).
-    traced = [0]
-    create_op = ops.Graph._create_op_internal
-
-    def counting_create_op(graph, *inner_args, **kwargs):
-        traced[0] += 1
-        return create_op(graph, *inner_args, **kwargs)
-
-    ops.Graph._create_op_internal = counting_create_op
+def compiled_model(args, optimizer_name):
     keras.utils.set_random_seed(args.seed)
     model = build_model(args)
-    optimizer = make_optimizer(args.child, model, 1000)
+    optimizer = make_optimizer(optimizer_name, model, 1000)
+    assert isinstance(optimizer, FusedAdamW) == (
+        optimizer_name == "FusedAdamW"
+    ), type(optimizer)
     if args.model == "pretrainer":
         model.compile(optimizer=optimizer)
     else:
@@ -156,8 +147,12 @@ def run_child(args):
             optimizer=optimizer,
             loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
-    fused = isinstance(optimizer, FusedAdamW)
-    assert fused == (args.child == "FusedAdamW"), type(optimizer)
+    return model
+
+
+def batches(args):
+    """`--steps` batches of random rows, and labels for the classifier
+    (the pretrainer makes its own)."""
     rng = np.random.default_rng(args.seed)
     token_ids = rng.integers(
         104, args.vocab_size,
@@ -170,24 +165,70 @@ def run_child(args):
         "segment_ids": np.zeros_like(token_ids),
         "padding_mask": np.ones_like(token_ids),
     }
-    # Labels for the classifier; the pretrainer's are its own.
-    labels = rng.integers(0, 2, len(token_ids))
     if args.model == "pretrainer":
-        labels = None
+        return rows, None
+    return rows, rng.integers(0, 2, len(token_ids))
+
+
+def timed_fit(model, args):
+    rows, labels = batches(args)
     clock = StepClock()
     model.fit(rows, labels, batch_size=args.batch_size, shuffle=False,
               verbose=0, callbacks=[clock])
+    return clock.seconds
+
+
+def run_first_step(args):
+    """A new model's first `fit`, in this fresh process."""
+    from tensorflow.python.framework import ops
+
+    # Every op TensorFlow creates while tracing, nested functions included
+    # (TensorFlow has no public counter).
+    traced = [0]
+    create_op = ops.Graph._create_op_internal
+
+    def counting_create_op(graph, *inner_args, **kwargs):
+        traced[0] += 1
+        return create_op(graph, *inner_args, **kwargs)
+
+    ops.Graph._create_op_internal = counting_create_op
+    model = compiled_model(args, args.child)
+    seconds = timed_fit(model, args)
     ops.Graph._create_op_internal = create_op
-    print(json.dumps({
+    return {
         "optimizer": args.child,
         "ops_traced": traced[0],
-        "first_step_seconds": round(clock.seconds[0], 3),
-        "median_later_step_seconds": round(
-            float(np.median(clock.seconds[1:])), 4
-        ),
+        "first_step_seconds": round(seconds[0], 3),
         "variables": len(model.trainable_variables),
         "median_update_ms": round(1000 * update_seconds(model), 2),
-    }))
+    }
+
+
+def run_later_steps(args):
+    """Both optimizers' models in this process, their `fit` calls
+    alternating `--rounds` times after a first one each: the steps after
+    the first, side by side."""
+    models = {name: compiled_model(args, name) for name in OPTIMIZERS}
+    for model in models.values():
+        timed_fit(model, args)
+    seconds = {name: [] for name in OPTIMIZERS}
+    for _ in range(args.rounds):
+        for name, model in models.items():
+            seconds[name] += timed_fit(model, args)
+    return {
+        name: round(float(np.median(times)), 4)
+        for name, times in seconds.items()
+    }
+
+
+def run_child(args):
+    """One measurement in this process; its result as JSON on stdout."""
+    assert keras.config.backend() == "tensorflow"
+    if args.child == "later-steps":
+        result = run_later_steps(args)
+    else:
+        result = run_first_step(args)
+    print(json.dumps(result))
     return 0
 
 
@@ -219,19 +260,24 @@ def main(argv=None):
         "--batch-size", str(args.batch_size), "--steps", str(args.steps),
         "--seed", str(args.seed),
     ]
+    def child(name):
+        finished = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--child", name,
+             "--rounds", str(args.rounds)] + child_argv,
+            check=True, stdout=subprocess.PIPE, text=True,
+            # The fused update is TensorFlow's.
+            env={**os.environ, "KERAS_BACKEND": "tensorflow"},
+        )
+        return json.loads(finished.stdout.splitlines()[-1])
+
     runs = {name: [] for name in OPTIMIZERS}
     for round_index in range(args.rounds):
         for name in OPTIMIZERS:
-            print(f"round {round_index + 1}/{args.rounds}: {name} ...",
-                  file=sys.stderr, flush=True)
-            finished = subprocess.run(
-                [sys.executable, os.path.abspath(__file__), "--child", name]
-                + child_argv,
-                check=True, stdout=subprocess.PIPE, text=True,
-                # The fused update is TensorFlow's.
-                env={**os.environ, "KERAS_BACKEND": "tensorflow"},
-            )
-            runs[name].append(json.loads(finished.stdout.splitlines()[-1]))
+            print(f"round {round_index + 1}/{args.rounds}: {name}'s first "
+                  "step ...", file=sys.stderr, flush=True)
+            runs[name].append(child(name))
+    print("later steps, both in one process ...", file=sys.stderr, flush=True)
+    later_steps = child("later-steps")
 
     summary = {}
     for name, rows in runs.items():
@@ -240,9 +286,7 @@ def main(argv=None):
             "median_first_step_seconds": float(
                 np.median([row["first_step_seconds"] for row in rows])
             ),
-            "median_later_step_seconds": float(
-                np.median([row["median_later_step_seconds"] for row in rows])
-            ),
+            "median_later_step_seconds": later_steps[name],
             "median_update_ms": float(
                 np.median([row["median_update_ms"] for row in rows])
             ),
@@ -266,9 +310,10 @@ def main(argv=None):
     })
     print(
         f"TensorFlow `fit` of the {args.model}, {args.preset}, "
-        f"{args.batch_size} x "
-        f"{args.sequence_length}, {args.steps} steps, {args.rounds} fresh "
-        "process(es) per optimizer, alternating (medians):\n\n"
+        f"{args.batch_size} x {args.sequence_length}, {args.steps} steps a "
+        f"call. First step and update: {args.rounds} fresh process(es) per "
+        "optimizer, alternating; later steps: both in one process, "
+        f"{args.rounds} alternating call(s) each (medians):\n\n"
         "| optimizer | ops traced | first step (s) | later steps (s) "
         "| update alone (ms) |\n"
         "|---|---:|---:|---:|---:|"
