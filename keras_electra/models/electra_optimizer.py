@@ -17,9 +17,9 @@ class FusedAdamW(keras.optimizers.AdamW):
     learning rate) for every variable. On TensorFlow this class hands each
     update to the `ResourceApplyAdam` kernel, which computes the same
     formula in one op, and computes the scalars once per step. The graph
-    that the first `fit` step traces and optimises shrinks: for
-    ELECTRA-Small's pretrainer from 35,544 to 19,302 ops, and the first
-    step from 30 to 16 s (`benchmarks/first_step.py`); later steps are
+    that the first `fit` step traces and optimises shrinks to about half:
+    for ELECTRA-Small's pretrainer from 35,544 to 19,302 ops, and the first
+    step from 33 to 17 s (`benchmarks/first_step.py`); later steps are
     unchanged. Hyperparameters, variables and config are AdamW's.
 
     It also decides which variables to weight-decay on the Keras variables:
