@@ -49,7 +49,7 @@ OPTIMIZERS = ("keras.optimizers.AdamW", "FusedAdamW")
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description=(
-            "Time TensorFlow's first pre-training step with Keras' AdamW "
+            "Time TensorFlow's first training step with Keras' AdamW "
             "and with FusedAdamW, each in a fresh process, alternating."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
